@@ -1,0 +1,37 @@
+// Registers the ops of fastgan._C with the PyTorch dispatcher, and the Python module
+// that loads them.
+#include <Python.h>
+#include <torch/library.h>
+
+#include "critic.h"
+
+TORCH_LIBRARY(fastgan, m) {
+  m.def("mlp_forward(Tensor x, Tensor[] params, str act, float alpha) -> (Tensor, Tensor[])");
+  m.def(
+      "mlp_backward(Tensor grad_out, Tensor x, Tensor[] params, Tensor[] saved, str act, "
+      "float alpha, bool input_grad, bool param_grads) -> Tensor[]");
+  m.def(
+      "critic_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, str act, "
+      "float alpha, float lam, float center, bool one_sided, bool param_grads) "
+      "-> (Tensor, Tensor, Tensor, Tensor[])");
+}
+
+TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
+  m.impl("mlp_forward", &fastgan::mlp_forward);
+  m.impl("mlp_backward", &fastgan::mlp_backward);
+  m.impl("critic_step", &fastgan::critic_step);
+}
+
+#ifdef FASTGAN_WITH_CUDA
+TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
+  m.impl("mlp_forward", &fastgan::mlp_forward);
+  m.impl("mlp_backward", &fastgan::mlp_backward);
+  m.impl("critic_step", &fastgan::critic_step);
+}
+#endif
+
+// Importing fastgan._C runs the registrations above; the module itself is empty.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module);
+}

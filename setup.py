@@ -1,0 +1,60 @@
+"""Build of fastgan and its one extension, fastgan._C.
+
+The C++ CPU sources are always built. The CUDA sources are added when torch sees a
+CUDA toolkit and a GPU, or when FASTGAN_FORCE_CUDA=1 (with TORCH_CUDA_ARCH_LIST set),
+which compiles every .cu file on a machine without a GPU, as CI does.
+"""
+import glob
+import os
+
+from setuptools import setup
+from torch.utils import cpp_extension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources(pattern):
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
+
+
+def want_cuda():
+    forced = os.environ.get("FASTGAN_FORCE_CUDA", "0") == "1"
+    if forced:
+        if cpp_extension.CUDA_HOME is None:
+            raise RuntimeError("FASTGAN_FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME")
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+            raise RuntimeError("FASTGAN_FORCE_CUDA=1 needs TORCH_CUDA_ARCH_LIST (e.g. '8.0;9.0')")
+        return True
+    import torch
+
+    return cpp_extension.CUDA_HOME is not None and torch.cuda.is_available()
+
+
+def extension():
+    cxx_flags = ["-O3", "-fopenmp"]
+    cpp_sources = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
+    if not want_cuda():
+        return cpp_extension.CppExtension(
+            "fastgan._C", cpp_sources, extra_compile_args={"cxx": cxx_flags},
+            extra_link_args=["-fopenmp"],
+        )
+    return cpp_extension.CUDAExtension(
+        "fastgan._C",
+        cpp_sources + sources("csrc/cuda/*.cu"),
+        define_macros=[("FASTGAN_WITH_CUDA", "1")],
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
+        extra_link_args=["-fopenmp"],
+    )
+
+
+setup(
+    name="fastgan",
+    version="0.1.0",
+    description="Fused kernels and a thin trainer for Wasserstein GANs",
+    packages=["fastgan", "fastgan.ops", "fastgan.kernels"],
+    package_dir={"fastgan.kernels": "kernels"},
+    ext_modules=[extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension},
+    python_requires=">=3.10",
+    install_requires=["torch>=2.4", "numpy"],
+)
