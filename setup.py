@@ -6,11 +6,32 @@ which compiles every .cu file on a machine without a GPU, as CI does.
 """
 import glob
 import os
+import re
+import shutil
+import subprocess
 
 from setuptools import setup
-from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def cuda_home_from_nvcc():
+    """The toolkit directory the `nvcc` on PATH compiles with.
+
+    torch guesses CUDA_HOME as the parent of nvcc's directory, which is wrong when nvcc
+    is a wrapper script (for example /usr/local/bin/nvcc); nvcc's dry run names it.
+    """
+    if os.environ.get("CUDA_HOME") or not shutil.which("nvcc"):
+        return
+    dry = subprocess.run(["nvcc", "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                         capture_output=True, text=True)
+    top = re.search(r"^#\$ TOP=(.+)$", dry.stdout + dry.stderr, re.MULTILINE)
+    if top:
+        os.environ["CUDA_HOME"] = os.path.normpath(top.group(1).strip())
+
+
+cuda_home_from_nvcc()
+from torch.utils import cpp_extension  # noqa: E402  (reads CUDA_HOME when imported)
 
 
 def sources(pattern):

@@ -1,0 +1,26 @@
+"""fastgan: fused kernels and a thin trainer for Wasserstein GANs.
+
+Public API of this version:
+
+* :class:`FusedMLPCritic`, whose ``wgan_gp_loss`` is the fused WGAN-GP critic step;
+* backend selection: :func:`set_backend`, :func:`use_backend`, :func:`get_backend`,
+  :func:`available_backends` (and ``FASTGAN_BACKEND``);
+* :mod:`fastgan.reference`, the eager PyTorch oracle of every op.
+"""
+from fastgan.backends import (
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    set_backend,
+    use_backend,
+)
+from fastgan._extension import ExtensionNotBuiltError
+from fastgan.nn import FusedMLPCritic
+from fastgan.ops.critic import CriticLoss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError", "CriticLoss", "ExtensionNotBuiltError", "FusedMLPCritic",
+    "available_backends", "get_backend", "set_backend", "use_backend", "__version__",
+]

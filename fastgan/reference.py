@@ -158,8 +158,8 @@ def critic_step(real, fake, eps, params, act, alpha, lam=10.0, center=1.0, one_s
     wasserstein = D[:B].mean() - D[B:2 * B].mean()
     penalty = torch.zeros((), dtype=X.dtype, device=X.device)
     # Step 2: one stacked backward with three seeds.
-    seed = torch.cat([torch.full((B,), -1.0 / B), torch.full((B,), 1.0 / B)]
-                     + ([torch.ones(B)] if gp else [])).to(X)
+    seed = torch.cat([X.new_full((B,), -1.0 / B), X.new_full((B,), 1.0 / B)]
+                     + ([X.new_ones(B)] if gp else []))
     signals, deltas = [None] * len(hidden), [None] * len(hidden)
     signal = seed[:, None] @ w_out
     for l in range(len(hidden) - 1, -1, -1):

@@ -1,0 +1,44 @@
+# fastgan: `make demo` and `make test` set everything up on a fresh machine.
+#
+#   make demo    .venv + dependencies + extension, then a short WGAN-GP run
+#   make test    the same set-up, then the full test suite
+#   make bench   the same set-up, then bench/critic_step.py
+#
+# Set-up steps leave stamps in .venv, so a second run reinstalls nothing. With
+# FASTGAN_FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (as .ci/run does), the CUDA sources
+# are compiled too, without a GPU.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD_KIND := $(if $(filter 1,$(FASTGAN_FORCE_CUDA)),cuda,auto)
+EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/cpu/*.cpp csrc/cuda/*.cu csrc/cuda/*.cuh)
+
+.PHONY: demo test bench build clean
+
+demo: $(VENV)/.built-$(BUILD_KIND)
+	$(PY) examples/wgan_gp_8gaussians.py
+
+test: $(VENV)/.built-$(BUILD_KIND)
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.built-$(BUILD_KIND)
+	$(PY) bench/critic_step.py
+
+build: $(VENV)/.built-$(BUILD_KIND)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.built-$(BUILD_KIND): $(VENV)/.deps $(EXT_SOURCES)
+	rm -f $(VENV)/.built-*
+	MAX_JOBS=$${MAX_JOBS:-2} $(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	touch $@
+
+clean:
+	rm -rf build *.egg-info fastgan/_C*.so $(VENV)/.built-*

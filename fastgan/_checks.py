@@ -1,0 +1,43 @@
+"""Input checks shared by the public ops: errors that name the offending argument."""
+from __future__ import annotations
+
+import torch
+
+CPU_DTYPES = (torch.float32, torch.float64)
+CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_features(t: torch.Tensor, name: str, features: int) -> None:
+    """``t`` is a floating (batch, features) matrix of a dtype the kernels support."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 2 or t.shape[1] != features:
+        raise ValueError(f"{name} must have shape (batch, {features}), got {tuple(t.shape)}")
+    allowed = CUDA_DTYPES if t.is_cuda else CPU_DTYPES
+    if t.dtype not in allowed:
+        raise TypeError(f"{name} has dtype {t.dtype}; supported on {t.device.type}: "
+                        + ", ".join(str(d) for d in allowed))
+
+
+def check_like(t: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> None:
+    """``t`` has the dtype and device of ``ref``."""
+    if t.device != ref.device:
+        raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
+    if t.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {t.dtype} but {ref_name} has dtype {ref.dtype}")
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """``t`` holds no NaN or infinity."""
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_number(value: float, name: str, minimum: float | None = None) -> float:
+    """``value`` is a finite real number, at least ``minimum`` when given."""
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value

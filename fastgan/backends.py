@@ -1,0 +1,119 @@
+"""Which implementation of the fused ops runs: ``eager | cpu | triton | cuda | auto``.
+
+* ``eager``: the plain PyTorch reference (:mod:`fastgan.reference`), any device;
+* ``cpu``: the C++ extension's CPU kernels (ATen GEMMs + OpenMP epilogues);
+* ``cuda``: the C++ extension's CUDA kernels (cuBLAS GEMMs + CUDA epilogues);
+* ``triton``: Triton kernels (:mod:`fastgan.kernels`);
+* ``auto`` (the default): per device, the fastest implementation available, falling
+  back to ``eager`` with a one-time warning.
+
+Select with :func:`set_backend`, :func:`use_backend` or the environment variable
+``FASTGAN_BACKEND``. Asking explicitly for an unavailable backend raises
+:class:`BackendUnavailableError` saying why.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import warnings
+
+import torch
+
+from fastgan import _extension
+
+NAMES = ("eager", "cpu", "triton", "cuda", "auto")
+ENV_VAR = "FASTGAN_BACKEND"
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here (not built, no GPU, no kernels)."""
+
+
+_selected: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastgan_backend", default=None)
+_warned_fallbacks: set[str] = set()
+
+
+def _check_name(name: str, source: str) -> str:
+    if name not in NAMES:
+        raise ValueError(f"{source}: unknown backend {name!r}; expected one of {', '.join(NAMES)}")
+    return name
+
+
+def unavailable_reason(name: str) -> str | None:
+    """None when backend ``name`` can run on this machine, else the reason it cannot."""
+    _check_name(name, "unavailable_reason")
+    if name in ("eager", "auto"):
+        return None
+    if name == "triton":
+        return ("the triton backend has no kernels for the fused critic yet "
+                "(fastgan.kernels is empty in this version)")
+    error = _extension.load_error()
+    if error is not None:
+        return error
+    if name == "cuda":
+        if not _extension.has_kernel("critic_step", "CUDA"):
+            return "fastgan._C was built without CUDA kernels (rebuild with a CUDA toolkit)"
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is visible to torch"
+    return None
+
+
+def available_backends() -> list[str]:
+    """The backends that can run on this machine, ``eager`` always among them."""
+    return [n for n in NAMES if n != "auto" and unavailable_reason(n) is None]
+
+
+def _require(name: str) -> str:
+    reason = unavailable_reason(name)
+    if reason is not None:
+        raise BackendUnavailableError(f"fastgan backend {name!r} is unavailable: {reason}")
+    return name
+
+
+def get_backend() -> str:
+    """The backend in force: the innermost :func:`use_backend`, else :func:`set_backend`,
+    else ``FASTGAN_BACKEND``, else ``auto``."""
+    name = _selected.get()
+    if name is None:
+        name = _check_name(os.environ.get(ENV_VAR, "auto"), f"environment variable {ENV_VAR}")
+    return name
+
+
+def set_backend(name: str) -> None:
+    """Selects the backend for this context (thread or task) from now on."""
+    _selected.set(_require(_check_name(name, "set_backend")))
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """``with fastgan.use_backend("eager"): ...`` selects a backend for a block."""
+    token = _selected.set(_require(_check_name(name, "use_backend")))
+    try:
+        yield name
+    finally:
+        _selected.reset(token)
+
+
+def resolve(device: torch.device) -> str:
+    """The concrete backend (``eager``, ``cpu``, ``cuda`` or ``triton``) for tensors on
+    ``device`` under the backend in force."""
+    name = get_backend()
+    native = "cuda" if device.type == "cuda" else "cpu" if device.type == "cpu" else None
+    if name == "auto":
+        if native is None:
+            return "eager"
+        reason = unavailable_reason(native)
+        if reason is None:
+            return native
+        if native not in _warned_fallbacks:
+            _warned_fallbacks.add(native)
+            warnings.warn(f"fastgan: backend 'auto' falls back to the eager reference on "
+                          f"{device.type} tensors: {reason}", RuntimeWarning, stacklevel=3)
+        return "eager"
+    _require(name)
+    if name == "cpu" and device.type != "cpu":
+        raise BackendUnavailableError(f"fastgan backend 'cpu' runs on CPU tensors, got {device} tensors")
+    if name == "cuda" and device.type != "cuda":
+        raise BackendUnavailableError(f"fastgan backend 'cuda' runs on CUDA tensors, got {device} tensors")
+    return name

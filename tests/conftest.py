@@ -1,0 +1,65 @@
+"""Shared helpers of the test suite: the eager oracle and error measures."""
+import pytest
+import torch
+from torch import nn
+
+import fastgan
+from fastgan import reference
+
+# The implementations every fused op is checked on. `cpu` is the C++ extension: it must
+# be built, so that a missing extension fails the suite instead of skipping it.
+BACKENDS = ["cpu", "eager"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    with fastgan.use_backend(request.param):
+        yield request.param
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Relative Frobenius error of a against b (absolute where b is exactly zero)."""
+    a, b = a.detach().double(), b.detach().double()
+    diff = (a - b).norm().item()
+    scale = b.norm().item()
+    return diff / scale if scale > 0 else diff
+
+
+def make_critic(in_features, hidden, activation, dtype=torch.float64, slope=0.2, seed=0):
+    torch.manual_seed(seed)
+    return fastgan.FusedMLPCritic(in_features, hidden, activation, slope, dtype=dtype)
+
+
+def eager_step(seq: nn.Module, real, fake, eps=None, lam=10.0, center=1.0, one_sided=False):
+    """The oracle: autograd.grad(create_graph=True) + backward() on an nn.Sequential.
+    Returns the StepResult with the parameter gradients filled in."""
+    seq.zero_grad(set_to_none=True)
+    res = reference.eager_wgan_gp_loss(seq, real, fake, eps, lam, center, one_sided)
+    res.loss.backward()
+    return res._replace(grads=[p.grad.clone() for p in seq.parameters()])
+
+
+def fused_step(critic, real, fake, eps=None, lam=10.0, center=1.0, one_sided=False, penalty=True):
+    critic.zero_grad(set_to_none=True)
+    if penalty:
+        out = critic.wgan_gp_loss(real, fake, lam=lam, eps=eps, center=center, one_sided=one_sided)
+    else:
+        out = critic.wgan_loss(real, fake)
+    out.loss.backward()
+    return out, [p.grad.clone() for p in critic.parameters()]
+
+
+def max_grad_err(grads, ref_grads):
+    """The largest relative Frobenius error over the parameter gradients.
+
+    A gradient can be zero analytically (a bias whose real and fake seeds cancel) and
+    then holds rounding noise only, of the size of eps_machine times its summands, not
+    times its own norm. Such a tensor (norm below 1e-3 of the whole gradient's) has its
+    error measured against 1e-3 of the whole gradient's norm.
+    """
+    total = torch.sqrt(sum(b.detach().double().norm() ** 2 for b in ref_grads)).item()
+    errs = []
+    for a, b in zip(grads, ref_grads):
+        scale = max(b.detach().double().norm().item(), 1e-3 * total)
+        errs.append((a.detach().double() - b.detach().double()).norm().item() / scale)
+    return max(errs)

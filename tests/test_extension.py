@@ -1,0 +1,43 @@
+"""The compiled extension is present and registered: no silent fallback."""
+import os
+
+import pytest
+import torch
+
+import fastgan
+from fastgan import _extension
+
+
+def test_extension_is_built():
+    # A missing or broken fastgan._C must fail the suite, not skip it.
+    assert _extension.load_error() is None, _extension.load_error()
+    assert "cpu" in fastgan.available_backends()
+
+
+@pytest.mark.parametrize("op", _extension.OPS)
+def test_ops_have_cpu_kernels(op):
+    assert _extension.has_kernel(op, "CPU")
+
+
+@pytest.mark.skipif(os.environ.get("FASTGAN_FORCE_CUDA") != "1",
+                    reason="only a forced CUDA build (CI) promises CUDA kernels without a GPU")
+@pytest.mark.parametrize("op", _extension.OPS)
+def test_forced_cuda_build_registered_cuda_kernels(op):
+    assert _extension.has_kernel(op, "CUDA")
+
+
+def test_auto_uses_the_extension_on_cpu():
+    with fastgan.use_backend("auto"):
+        assert fastgan.backends.resolve(torch.device("cpu")) == "cpu"
+
+
+def test_fake_impls_give_output_shapes():
+    critic = fastgan.FusedMLPCritic(3, (5, 4), "tanh")
+    x = torch.randn(6, 3)
+    real, fake, eps = torch.randn(6, 3), torch.randn(6, 3), torch.rand(6)
+    params = list(critic.parameters())
+    for op, args in [
+        (torch.ops.fastgan.mlp_forward.default, (x, params, "tanh", 0.0)),
+        (torch.ops.fastgan.critic_step.default, (real, fake, eps, params, "tanh", 0.0, 10.0, 1.0, False, True)),
+    ]:
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
