@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
+
 #include "epilogues.h"
 
 namespace fastgan {
@@ -66,6 +68,64 @@ Mlp unpack(at::TensorList params, c10::string_view act, double alpha, const at::
   return mlp;
 }
 
+// Where the matrices of one call come from. With `reuse` on a CPU device they are
+// carved out of a block cached per thread and dtype and reused from call to call: on
+// the CPU, fresh buffers of these sizes cost a page fault per 4 KiB on every step. The
+// block grows to the largest step seen on the thread and stays allocated. Only use it
+// for matrices that do not outlive the call. Without `reuse`, and on CUDA (whose
+// caching allocator already reuses memory), every matrix is a fresh tensor.
+class Buffers {
+ public:
+  Buffers(const at::Tensor& like, bool reuse) : options_(like.options()) {
+    if (!reuse || !like.device().is_cpu()) return;
+    Cached& cached = cached_blocks()[like.scalar_type()];
+    if (cached.busy) return;  // a call further up this thread's stack holds it
+    cached.busy = true;
+    cached_ = &cached;
+  }
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+
+  ~Buffers() {
+    if (cached_ == nullptr) return;
+    if (wanted_ > capacity()) cached_->block = at::empty({wanted_}, options_);
+    cached_->busy = false;
+  }
+
+  at::Tensor matrix(int64_t rows, int64_t cols) {
+    const int64_t n = rows * cols;
+    if (cached_ == nullptr) return at::empty({rows, cols}, options_);
+    const int64_t offset = wanted_;
+    wanted_ += (n + kAlign - 1) / kAlign * kAlign;  // keeps every matrix 64-byte aligned
+    if (wanted_ > capacity()) return at::empty({rows, cols}, options_);
+    return cached_->block.narrow(0, offset, n).view({rows, cols});
+  }
+
+  // a @ b into a new matrix.
+  at::Tensor mm(const at::Tensor& a, const at::Tensor& b) {
+    at::Tensor out = matrix(a.size(0), b.size(1));
+    at::mm_out(out, a, b);
+    return out;
+  }
+
+ private:
+  struct Cached {
+    at::Tensor block;
+    bool busy = false;
+  };
+  static constexpr int64_t kAlign = 16;
+
+  static std::map<at::ScalarType, Cached>& cached_blocks() {
+    thread_local std::map<at::ScalarType, Cached> blocks;
+    return blocks;
+  }
+  int64_t capacity() const { return cached_->block.defined() ? cached_->block.numel() : 0; }
+
+  at::TensorOptions options_;
+  Cached* cached_ = nullptr;
+  int64_t wanted_ = 0;
+};
+
 // Step 1: the forward through the hidden layers. h_l = s(a_l) is kept for every row;
 // smooth activations also keep s'(a_l) for every row and s''(a_l) for rows >= d2_row0.
 struct Forward {
@@ -73,19 +133,19 @@ struct Forward {
   int64_t d2_row0 = 0;
 };
 
-Forward forward_hidden(const at::Tensor& x, const Mlp& mlp, int64_t d2_row0) {
+Forward forward_hidden(const at::Tensor& x, const Mlp& mlp, int64_t d2_row0, Buffers& buf) {
   const int64_t rows = x.size(0);
   Forward fw;
   fw.d2_row0 = d2_row0;
   at::Tensor prev = x;
   for (size_t l = 0; l < mlp.hidden(); ++l) {
     BiasActForward epi;
-    epi.z = at::mm(prev, mlp.W[l].t());
+    epi.z = buf.mm(prev, mlp.W[l].t());
     epi.bias = mlp.b[l];
     epi.d2_row0 = d2_row0;
     if (mlp.smooth()) {
-      epi.d1 = at::empty_like(epi.z);
-      if (d2_row0 < rows) epi.d2 = at::empty({rows - d2_row0, epi.z.size(1)}, epi.z.options());
+      epi.d1 = buf.matrix(rows, epi.z.size(1));
+      if (d2_row0 < rows) epi.d2 = buf.matrix(rows - d2_row0, epi.z.size(1));
     }
     bias_act_forward(epi, mlp.act);
     fw.h.push_back(epi.z);
@@ -104,17 +164,18 @@ const at::Tensor& saved_derivative(const Forward& fw, const Mlp& mlp, size_t l) 
 // Step 2: back-propagates the output seed (one value per row) to every hidden layer:
 // delta_l = s'(a_l) * e_l. Where the forward kept s''(a_l) (the interpolate rows of a
 // smooth critic), it is turned in place into q_l = s''(a_l) * e_l, which step 4 needs.
-std::vector<at::Tensor> backward_signal(const at::Tensor& seed, const Mlp& mlp, Forward& fw) {
+std::vector<at::Tensor> backward_signal(const at::Tensor& seed, const Mlp& mlp, Forward& fw,
+                                        Buffers& buf) {
   const size_t H = mlp.hidden();
   std::vector<at::Tensor> delta(H);
   for (size_t l = H; l-- > 0;) {
     ActGrad epi;
     if (l + 1 == H) {  // e_{L-1} = seed w_L^T is rank one: formed inside the epilogue
-      epi.out = at::empty_like(fw.h[l]);
+      epi.out = buf.matrix(fw.h[l].size(0), fw.h[l].size(1));
       epi.seed = seed;
       epi.w = mlp.w_out.view(-1);
     } else {
-      epi.out = at::mm(delta[l + 1], mlp.W[l + 1]);
+      epi.out = buf.mm(delta[l + 1], mlp.W[l + 1]);
       epi.e = epi.out;
     }
     epi.saved = saved_derivative(fw, mlp, l);
@@ -138,10 +199,12 @@ void check_batch(const at::Tensor& t, const char* name) {
 
 std::tuple<at::Tensor, std::vector<at::Tensor>> mlp_forward(
     const at::Tensor& x, at::TensorList params, c10::string_view act, double alpha) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;  // autograd lives in Python
   check_batch(x, "x");
   const at::Tensor xc = x.contiguous();
   const Mlp mlp = unpack(params, act, alpha, xc);
-  Forward fw = forward_hidden(xc, mlp, xc.size(0));
+  Buffers fresh(xc, /*reuse=*/false);
+  Forward fw = forward_hidden(xc, mlp, xc.size(0), fresh);
   at::Tensor out = at::addmm(mlp.b_out, fw.h.back(), mlp.w_out.t());
   std::vector<at::Tensor> saved = fw.h;
   if (mlp.smooth()) saved.insert(saved.end(), fw.d1.begin(), fw.d1.end());
@@ -152,6 +215,7 @@ std::vector<at::Tensor> mlp_backward(
     const at::Tensor& grad_out, const at::Tensor& x, at::TensorList params,
     at::TensorList saved, c10::string_view act, double alpha, bool input_grad,
     bool param_grads) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
   check_batch(x, "x");
   const at::Tensor xc = x.contiguous();
   const Mlp mlp = unpack(params, act, alpha, xc);
@@ -169,7 +233,8 @@ std::vector<at::Tensor> mlp_backward(
     fw.d2.emplace_back();
   }
   const at::Tensor seed = grad_out.reshape({rows}).contiguous();
-  const std::vector<at::Tensor> delta = backward_signal(seed, mlp, fw);
+  Buffers scratch(xc, /*reuse=*/true);
+  const std::vector<at::Tensor> delta = backward_signal(seed, mlp, fw, scratch);
 
   std::vector<at::Tensor> grads;
   if (input_grad) grads.push_back(at::mm(delta[0], mlp.W[0]));
@@ -188,6 +253,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
     const at::Tensor& real, const at::Tensor& fake, const c10::optional<at::Tensor>& eps,
     at::TensorList params, c10::string_view act, double alpha, double lam, double center,
     bool one_sided, bool param_grads) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
   check_batch(real, "real");
   check_batch(fake, "fake");
   TORCH_CHECK(real.sizes() == fake.sizes() && real.scalar_type() == fake.scalar_type() &&
@@ -200,7 +266,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
   const double inv_b = 1.0 / static_cast<double>(B);
 
   // Step 1: X = [real; fake; x^] with x^ = eps real + (1 - eps) fake.
-  at::Tensor X = at::empty({rows, d0}, real.options());
+  Buffers scratch(real, /*reuse=*/true);
+  at::Tensor X = scratch.matrix(rows, d0);
   X.narrow(0, 0, B).copy_(real);
   X.narrow(0, B, B).copy_(fake);
   if (gp) {
@@ -211,7 +278,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
   const Mlp mlp = unpack(params, act, alpha, X);
   const size_t H = mlp.hidden();
   const bool smooth_gp = gp && mlp.smooth();
-  Forward fw = forward_hidden(X, mlp, smooth_gp ? 2 * B : rows);
+  Forward fw = forward_hidden(X, mlp, smooth_gp ? 2 * B : rows, scratch);
 
   // D's output layer is linear, so the batch means need only the column sums of h_{L-1}.
   const at::Tensor& h_top = fw.h.back();
@@ -223,11 +290,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
   if (!gp && !param_grads) return {-wasserstein, wasserstein, penalty, {}};
 
   // Step 2: seeds dLoss/dD on the real and fake rows, 1 on the interpolate rows.
-  at::Tensor seed = at::empty({rows}, X.options());
+  at::Tensor seed = scratch.matrix(1, rows).view({rows});
   seed.narrow(0, 0, B).fill_(-inv_b);
   seed.narrow(0, B, B).fill_(inv_b);
   if (gp) seed.narrow(0, 2 * B, B).fill_(1.0);
-  std::vector<at::Tensor> delta = backward_signal(seed, mlp, fw);
+  std::vector<at::Tensor> delta = backward_signal(seed, mlp, fw, scratch);
 
   // Step 3: g = grad_x D(x^), the penalty, and u = dPenalty/dg. With ReLU-like
   // activations u replaces x^ in X: the weight-gradient GEMM of layer 1 then covers the
@@ -235,7 +302,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
   at::Tensor u;
   if (gp) {
     PenaltyArgs pen;
-    pen.g = at::mm(delta[0].narrow(0, 2 * B, B), mlp.W[0]);
+    pen.g = scratch.mm(delta[0].narrow(0, 2 * B, B), mlp.W[0]);
     pen.u = smooth_gp ? pen.g : X.narrow(0, 2 * B, B);
     pen.lam_over_batch = lam * inv_b;
     pen.center = center;
@@ -253,7 +320,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
     // ReLU-like activations ebar_l overwrites h_l's interpolate rows (its sign is read
     // first, element by element), so the weight-gradient GEMMs below also cover the
     // adjoint rows. Smooth activations keep h_l, and turn q_l into abar_l in place.
-    at::Tensor dbar = at::mm(u, mlp.W[0].t());
+    at::Tensor dbar = scratch.mm(u, mlp.W[0].t());
     if (smooth_gp) grad_W[0] = at::mm(delta[0].narrow(0, 2 * B, B).t(), u);
     for (size_t l = 0; l < H; ++l) {
       ActGrad epi;
@@ -268,7 +335,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
         break;
       }
       if (smooth_gp) grad_W[l + 1] = at::mm(delta[l + 1].narrow(0, 2 * B, B).t(), ebar);
-      dbar = at::mm(ebar, mlp.W[l + 1].t());
+      dbar = scratch.mm(ebar, mlp.W[l + 1].t());
     }
   }
 
@@ -289,7 +356,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
       ActGrad epi;
       epi.out = delta[l - 1].narrow(0, 2 * B, B);
       epi.saved = fw.d1[l - 1].narrow(0, 2 * B, B);
-      epi.e = at::mm(delta[l].narrow(0, 2 * B, B), mlp.W[l]);
+      epi.e = scratch.mm(delta[l].narrow(0, 2 * B, B), mlp.W[l]);
       epi.add = fw.d2[l - 1];
       act_grad(epi, mlp.act);
     }

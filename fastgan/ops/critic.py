@@ -116,25 +116,35 @@ def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: f
 # ----------------------------------------------------------------------------- step
 
 class _CriticStep(torch.autograd.Function):
-    """Runs a whole critic step in its forward and hands the saved parameter gradients
-    to autograd, scaled by the incoming gradient, in its (first-order) backward."""
+    """Runs a whole critic step in its forward and hands the parameter gradients it
+    computed to autograd, scaled by the incoming gradient, in its (first-order) backward.
+
+    The gradients are intermediates, neither inputs nor outputs, so they are kept on
+    ctx rather than saved: the backward then owns the only reference, scales them in
+    place and gives them away, and AccumulateGrad can adopt them without a copy.
+    """
 
     @staticmethod
     def forward(ctx, step, real, fake, eps, *params):
         param_grads = any(ctx.needs_input_grad[4:])
         loss, wasserstein, penalty, grads = step(real, fake, eps, list(params), param_grads)
         ctx.n_params = len(params)
-        ctx.save_for_backward(*grads)
+        ctx.grads = grads
         ctx.mark_non_differentiable(wasserstein, penalty)
         return loss, wasserstein, penalty
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss, _grad_wasserstein, _grad_penalty):
-        grads = ctx.saved_tensors
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:
+            raise RuntimeError("the critic step's backward ran twice: its gradients were "
+                               "already handed over (compute a new loss for each backward)")
         if not grads:
             return (None,) * (4 + ctx.n_params)
-        return (None, None, None, None, *(grad_loss * g for g in grads))
+        for g in grads:
+            g.mul_(grad_loss)
+        return (None, None, None, None, *grads)
 
 
 def _step_function(backend: str, act: str, alpha: float, lam: float, center: float, one_sided: bool):
