@@ -10,8 +10,12 @@ on the same inputs; each step includes zero_grad and the backward that fills .gr
 * fused-cpu: FusedMLPCritic.wgan_gp_loss on the C++ CPU backend.
 
 The GEMM floor is the math doc's multiply-add count (10 B sum_l d_{l-1} d_l for
-ReLU-like activations, 11 B for smooth ones) over a GEMM rate measured in the same run
-on the step's dominant GEMM shape, (3B x d) @ (d x d) with d the hidden width.
+ReLU-like activations, 11 B for smooth ones) over the GEMM rate measured in the same
+run, interleaved with the candidates: the rate at which this machine runs exactly the
+GEMMs that count, back to back (per layer: forward and backward signal over 3B rows,
+adjoint over B rows, weight gradient over 3B rows, plus B rows of extra backward signal
+for smooth activations). The floor is therefore the time those GEMMs alone take here.
+The peak rate of the step's hottest single shape, (3B x d) @ (d x d), is reported too.
 
     python bench/critic_step.py [--reps 30] [--activation lrelu] [--out bench/results]
 """
@@ -44,7 +48,28 @@ def quantiles(times):
     return statistics.median(times), pick(0.2), pick(0.8)
 
 
-def gemm_rate(rows, width, reps):
+def floor_gemms(widths, batch, smooth):
+    """The GEMMs that the math doc counts, as one callable, and their multiply-adds."""
+    dims = list(widths) + [1]
+    ops, macs = [], 0
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        W = torch.randn(d_out, d_in)
+        h3, h1 = torch.randn(3 * batch, d_in), torch.randn(batch, d_in)
+        g3, g1 = torch.randn(3 * batch, d_out), torch.randn(batch, d_out)
+        ops += [(h3, W.t()), (g3, W), (h1, W.t()), (g3.t(), h3)]  # forward, signal, adjoint, dW
+        macs += (3 + 3 + 1 + 3) * batch * d_in * d_out
+        if smooth:
+            ops.append((g1, W))  # the extra backward signal of the abar terms
+            macs += batch * d_in * d_out
+
+    def run():
+        for a, b in ops:
+            torch.mm(a, b)
+    return run, macs
+
+
+def peak_gemm_rate(rows, width, reps):
+    """FLOP/s of (rows x width) @ (width x width), the same operands over and over."""
     a, b = torch.randn(rows, width), torch.randn(width, width)
     for _ in range(3):
         torch.mm(a, b)
@@ -54,12 +79,6 @@ def gemm_rate(rows, width, reps):
         torch.mm(a, b)
         times.append(time.perf_counter() - start)
     return 2.0 * rows * width * width / statistics.median(times)
-
-
-def floor_macs(widths, batch, smooth):
-    dims = list(widths) + [1]
-    per_row = sum(dims[i] * dims[i + 1] for i in range(len(dims) - 1))
-    return (11 if smooth else 10) * batch * per_row
 
 
 def candidates(widths, batch, activation, lam):
@@ -87,20 +106,21 @@ def candidates(widths, batch, activation, lam):
 
 def run(args):
     rows = []
+    smooth = reference.ACTIVATIONS[args.activation].smooth
     for name, widths, batch in CONFIGS:
-        steps = candidates(widths, batch, args.activation, args.lam)
-        for step in steps.values():
+        gemms, macs = floor_gemms(widths, batch, smooth)
+        timed = dict(candidates(widths, batch, args.activation, args.lam), **{"gemm-floor": gemms})
+        for fn in timed.values():
             for _ in range(args.warmup):
-                step()
-        times = {k: [] for k in steps}
+                fn()
+        times = {k: [] for k in timed}
         for _ in range(args.reps):
-            for k, step in steps.items():
+            for k, fn in timed.items():
                 start = time.perf_counter()
-                step()
+                fn()
                 times[k].append(time.perf_counter() - start)
-        rate = gemm_rate(3 * batch, widths[1], args.reps)
-        smooth = reference.ACTIVATIONS[args.activation].smooth
-        floor_s = 2.0 * floor_macs(widths, batch, smooth) / rate
+        floor_s = quantiles(times.pop("gemm-floor"))[0]
+        peak = peak_gemm_rate(3 * batch, widths[1], args.reps)
         eager_median = quantiles(times["eager"])[0]
         for k, ts in times.items():
             median, p20, p80 = quantiles(ts)
@@ -110,7 +130,8 @@ def run(args):
                 "activation": args.activation, "candidate": k,
                 "median_ms": median * 1e3, "p20_ms": p20 * 1e3, "p80_ms": p80 * 1e3,
                 "eager_over_this": eager_median / median, "floor_ms": floor_s * 1e3,
-                "fraction_of_floor": floor_s / median, "gemm_gflops": rate / 1e9,
+                "fraction_of_floor": floor_s / median,
+                "floor_gflops": 2.0 * macs / floor_s / 1e9, "peak_gemm_gflops": peak / 1e9,
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "fastgan": fastgan.__version__, "device": cpu_name(),
                 "date": datetime.date.today().isoformat(),
@@ -119,7 +140,8 @@ def run(args):
             print(f"{name:>11} {k:>10}: {r['median_ms']:8.2f} ms (p20 {r['p20_ms']:.2f}, p80 "
                   f"{r['p80_ms']:.2f})  eager/this {r['eager_over_this']:.2f}x  "
                   f"floor {r['floor_ms']:.2f} ms = {100 * r['fraction_of_floor']:.0f}%  "
-                  f"(GEMM {r['gemm_gflops']:.0f} GFLOP/s)", flush=True)
+                  f"(GEMMs at {r['floor_gflops']:.0f} GFLOP/s, peak {r['peak_gemm_gflops']:.0f})",
+                  flush=True)
     return rows
 
 
@@ -142,19 +164,24 @@ def write(rows, out_dir, command):
         writer.writeheader()
         writer.writerows(rows)
     md_path = os.path.join(out_dir, "critic_step.md")
+    first = rows[0]
     with open(md_path, "w") as f:
         f.write(f"Command: `{command}`\n\n")
-        f.write(f"{rows[0]['device']}, {rows[0]['threads']} threads, torch {rows[0]['torch']}, "
-                f"fastgan {rows[0]['fastgan']}, {rows[0]['date']}. Activation "
-                f"{rows[0]['activation']}. Times are the median (p20-p80) of one critic step, "
-                "backward included.\n\n")
+        f.write(f"{first['device']}, {first['threads']} threads, torch {first['torch']}, fastgan "
+                f"{first['fastgan']}, {first['date']}. Activation {first['activation']}. Times are "
+                "the median (p20-p80) of one critic step, backward included. The GEMM floor is "
+                "the time this machine takes, in the same run, for the GEMMs that "
+                "fused-gp-math.md counts; their rate and the peak rate of the hottest single "
+                "shape are the last two columns.\n\n")
         f.write("| config | critic | B | candidate | median ms (p20-p80) | eager / this | "
-                "GEMM floor ms | fraction of floor |\n|---|---|---|---|---|---|---|---|\n")
+                "GEMM floor ms | fraction of floor | floor GFLOP/s | peak GFLOP/s |\n"
+                "|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             f.write(f"| {r['config']} | {r['critic']} | {r['batch']} | {r['candidate']} | "
                     f"{r['median_ms']:.2f} ({r['p20_ms']:.2f}-{r['p80_ms']:.2f}) | "
                     f"{r['eager_over_this']:.2f}x | {r['floor_ms']:.2f} | "
-                    f"{100 * r['fraction_of_floor']:.0f}% |\n")
+                    f"{100 * r['fraction_of_floor']:.0f}% | {r['floor_gflops']:.0f} | "
+                    f"{r['peak_gemm_gflops']:.0f} |\n")
     print(f"wrote {csv_path} and {md_path}")
 
 
