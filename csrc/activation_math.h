@@ -10,7 +10,7 @@
 #ifdef __CUDACC__
 #define FASTGAN_HD __host__ __device__ __forceinline__
 #else
-#define FASTGAN_HD inline
+#define FASTGAN_HD inline __attribute__((always_inline))
 #endif
 
 namespace fastgan {

@@ -1,5 +1,6 @@
 // CPU epilogues: one pass over each matrix, rows split across the intra-op thread pool,
-// the inner loop over columns specialised per activation so that it vectorises.
+// the inner loops specialised per activation so that they vectorise, and compiled for
+// AVX2 too (chosen at run time when the processor has it).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -11,11 +12,28 @@
 
 namespace fastgan {
 namespace cpu {
+
+namespace baseline {
+#include "epilogue_loops.h"
+}  // namespace baseline
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "epilogue_loops.h"
+}  // namespace avx2
+#pragma GCC pop_options
+
 namespace {
 
 constexpr int64_t kGrainElements = 32768;
 
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(cols, 1)); }
+
+bool use_avx2() {
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+}
 
 template <typename T>
 T* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
@@ -32,11 +50,6 @@ void with_static_act(Act act, F&& f) {
   }
 }
 
-template <typename F>
-void with_static_bool(bool value, F&& f) {
-  if (value) f(std::true_type{}); else f(std::false_type{});
-}
-
 }  // namespace
 
 void bias_act_forward(const BiasActForward& args, ActSpec spec) {
@@ -47,30 +60,12 @@ void bias_act_forward(const BiasActForward& args, ActSpec spec) {
     const scalar_t* bp = args.bias.data_ptr<scalar_t>();
     scalar_t* d1p = data_or_null<scalar_t>(args.d1);
     scalar_t* d2p = data_or_null<scalar_t>(args.d2);
-    const scalar_t alpha = static_cast<scalar_t>(spec.alpha);
+    const auto alpha = static_cast<scalar_t>(spec.alpha);
     with_static_act(spec.act, [&](auto act_c) {
       constexpr Act A = decltype(act_c)::value;
       at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          scalar_t* zr = zp + i * cols;
-          scalar_t* d1r = d1p ? d1p + i * cols : nullptr;
-          scalar_t* d2r = (d2p && i >= args.d2_row0) ? d2p + (i - args.d2_row0) * cols : nullptr;
-          if (!is_smooth(A)) {
-            for (int64_t j = 0; j < cols; ++j) {
-              scalar_t s, ds, d2s;
-              activation(A, alpha, zr[j] + bp[j], s, ds, d2s);
-              zr[j] = s;
-            }
-          } else {
-            for (int64_t j = 0; j < cols; ++j) {
-              scalar_t s, ds, d2s;
-              activation(A, alpha, zr[j] + bp[j], s, ds, d2s);
-              zr[j] = s;
-              d1r[j] = ds;
-              if (d2r) d2r[j] = d2s;
-            }
-          }
-        }
+        auto rows_fn = use_avx2() ? avx2::bias_act_rows<A, scalar_t> : baseline::bias_act_rows<A, scalar_t>;
+        rows_fn(zp, bp, d1p, d2p, args.d2_row0, begin, end, cols, alpha);
       });
     });
   });
@@ -87,33 +82,19 @@ void act_grad(const ActGrad& args, ActSpec spec) {
     const scalar_t* wp = data_or_null<scalar_t>(args.w);
     const scalar_t* ap = data_or_null<scalar_t>(args.add);
     scalar_t* cp = data_or_null<scalar_t>(args.coef);
-    const scalar_t alpha = static_cast<scalar_t>(spec.alpha);
+    const auto alpha = static_cast<scalar_t>(spec.alpha);
     with_static_act(spec.act, [&](auto act_c) {
       constexpr Act A = decltype(act_c)::value;
-      with_static_bool(ep != nullptr, [&](auto dense_c) {
-        constexpr bool kDense = decltype(dense_c)::value;
+      auto run = [&](auto rows_fn) {
         at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i) {
-            scalar_t* orow = op + i * cols;
-            const scalar_t* srow = sp + i * cols;
-            const scalar_t* erow = kDense ? ep + i * cols : nullptr;
-            const scalar_t seed = kDense ? scalar_t(0) : seedp[i];
-            const scalar_t* arow = ap ? ap + i * cols : nullptr;
-            scalar_t* crow = (cp && i >= args.coef_row0) ? cp + (i - args.coef_row0) * cols : nullptr;
-            auto signal = [&](int64_t j) { return kDense ? erow[j] : seed * wp[j]; };
-            if (crow) {
-              for (int64_t j = 0; j < cols; ++j) crow[j] *= signal(j);
-            }
-            if (arow) {
-              for (int64_t j = 0; j < cols; ++j)
-                orow[j] = derivative_from_saved(A, alpha, srow[j]) * signal(j) + arow[j];
-            } else {
-              for (int64_t j = 0; j < cols; ++j)
-                orow[j] = derivative_from_saved(A, alpha, srow[j]) * signal(j);
-            }
-          }
+          rows_fn(op, sp, ep, seedp, wp, ap, cp, args.coef_row0, begin, end, cols, alpha);
         });
-      });
+      };
+      if (ep != nullptr) {
+        run(use_avx2() ? avx2::act_grad_rows<A, true, scalar_t> : baseline::act_grad_rows<A, true, scalar_t>);
+      } else {
+        run(use_avx2() ? avx2::act_grad_rows<A, false, scalar_t> : baseline::act_grad_rows<A, false, scalar_t>);
+      }
     });
   });
 }
@@ -125,8 +106,8 @@ at::Tensor penalty(const PenaltyArgs& args) {
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "fastgan_penalty_cpu", [&] {
     const scalar_t* gp = g.data_ptr<scalar_t>();
     scalar_t* up = args.u.data_ptr<scalar_t>();
-    const scalar_t center = static_cast<scalar_t>(args.center);
-    const scalar_t scale = static_cast<scalar_t>(args.lam_over_batch);
+    const auto center = static_cast<scalar_t>(args.center);
+    const auto scale = static_cast<scalar_t>(args.lam_over_batch);
     std::vector<scalar_t> phis(rows);
     at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {

@@ -1,0 +1,57 @@
+// The CPU epilogues' row loops, on raw pointers. epilogues_cpu.cpp includes this file
+// twice, into two namespaces: once for the baseline ISA and once under
+// `#pragma GCC target("avx2,fma")`, and picks one at run time. No include guard, on
+// purpose; include only from epilogues_cpu.cpp.
+
+// z <- s(z + b) on rows [begin, end); d1 = s' on those rows and d2 = s'' on rows
+// >= d2_row0 where given (smooth activations).
+template <Act A, typename T>
+void bias_act_rows(T* z, const T* bias, T* d1, T* d2, int64_t d2_row0, int64_t begin,
+                   int64_t end, int64_t cols, T alpha) {
+  for (int64_t i = begin; i < end; ++i) {
+    T* zr = z + i * cols;
+    if (!is_smooth(A)) {
+      for (int64_t j = 0; j < cols; ++j) {
+        T s, ds, d2s;
+        activation(A, alpha, zr[j] + bias[j], s, ds, d2s);
+        zr[j] = s;
+      }
+      continue;
+    }
+    T* d1r = d1 + i * cols;
+    T* d2r = (d2 != nullptr && i >= d2_row0) ? d2 + (i - d2_row0) * cols : nullptr;
+    for (int64_t j = 0; j < cols; ++j) {
+      T s, ds, d2s;
+      activation(A, alpha, zr[j] + bias[j], s, ds, d2s);
+      zr[j] = s;
+      d1r[j] = ds;
+      if (d2r != nullptr) d2r[j] = d2s;
+    }
+  }
+}
+
+// out = s'(saved) * e (+ add) and coef[i - coef_row0] *= e on rows [begin, end), where
+// e is the matrix `e` (kDense) or the rank-1 signal seed[i] * w[j].
+template <Act A, bool kDense, typename T>
+void act_grad_rows(T* out, const T* saved, const T* e, const T* seed, const T* w, const T* add,
+                   T* coef, int64_t coef_row0, int64_t begin, int64_t end, int64_t cols,
+                   T alpha) {
+  for (int64_t i = begin; i < end; ++i) {
+    T* orow = out + i * cols;
+    const T* srow = saved + i * cols;
+    const T* erow = kDense ? e + i * cols : nullptr;
+    const T scale = kDense ? T(0) : seed[i];
+    auto signal = [&](int64_t j) { return kDense ? erow[j] : scale * w[j]; };
+    if (coef != nullptr && i >= coef_row0) {  // before `out`, which may alias e
+      T* crow = coef + (i - coef_row0) * cols;
+      for (int64_t j = 0; j < cols; ++j) crow[j] *= signal(j);
+    }
+    if (add != nullptr) {
+      const T* arow = add + i * cols;
+      for (int64_t j = 0; j < cols; ++j)
+        orow[j] = derivative_from_saved(A, alpha, srow[j]) * signal(j) + arow[j];
+    } else {
+      for (int64_t j = 0; j < cols; ++j) orow[j] = derivative_from_saved(A, alpha, srow[j]) * signal(j);
+    }
+  }
+}
