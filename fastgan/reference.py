@@ -238,12 +238,7 @@ def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None,
     return StepResult(loss, wasserstein.detach(), penalty.detach(), [])
 
 
-def default_slope(act: str, negative_slope: float) -> float:
-    """The slope the kernels receive: only leaky ReLU uses it."""
-    return float(negative_slope) if act == "lrelu" else 0.0
-
-
 __all__ = [
-    "ACTIVATIONS", "Activation", "StepResult", "critic_step", "default_slope",
+    "ACTIVATIONS", "Activation", "StepResult", "critic_step",
     "eager_wgan_gp_loss", "mlp_backward", "mlp_forward", "penalty_phi", "split_params",
 ]

@@ -41,3 +41,8 @@ def test_fake_impls_give_output_shapes():
         (torch.ops.fastgan.critic_step.default, (real, fake, eps, params, "tanh", 0.0, 10.0, 1.0, False, True)),
     ]:
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+
+
+def test_triton_kernels_package_is_installed_as_fastgan_kernels():
+    import fastgan.kernels
+    assert fastgan.kernels.__file__.endswith(os.path.join("kernels", "__init__.py"))
