@@ -78,4 +78,5 @@ setup(
     cmdclass={"build_ext": cpp_extension.BuildExtension},
     python_requires=">=3.10",
     install_requires=["torch>=2.4"],
+    entry_points={"console_scripts": ["fastgan=fastgan.cli:main"]},
 )

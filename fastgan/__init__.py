@@ -5,6 +5,7 @@ Public API of this version:
 * :class:`FusedMLPCritic`, whose ``wgan_gp_loss`` is the fused WGAN-GP critic step;
 * backend selection: :func:`set_backend`, :func:`use_backend`, :func:`get_backend`,
   :func:`available_backends` (and ``FASTGAN_BACKEND``);
+* :func:`doctor`, the self-check of every backend (also ``fastgan doctor``);
 * :mod:`fastgan.reference`, the eager PyTorch oracle of every op.
 """
 from fastgan.backends import (
@@ -15,6 +16,7 @@ from fastgan.backends import (
     use_backend,
 )
 from fastgan._extension import ExtensionNotBuiltError
+from fastgan.verify import doctor
 from fastgan.nn import FusedMLPCritic
 from fastgan.ops.critic import CriticLoss
 
@@ -22,5 +24,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "CriticLoss", "ExtensionNotBuiltError", "FusedMLPCritic",
-    "available_backends", "get_backend", "set_backend", "use_backend", "__version__",
+    "available_backends", "doctor", "get_backend", "set_backend", "use_backend", "__version__",
 ]

@@ -5,7 +5,9 @@
 * ``cuda``: the C++ extension's CUDA kernels (cuBLAS GEMMs + CUDA epilogues);
 * ``triton``: Triton kernels (:mod:`fastgan.kernels`);
 * ``auto`` (the default): per device, the fastest implementation available, falling
-  back to ``eager`` with a one-time warning.
+  back to ``eager`` with a one-time warning. On a GPU it uses only a backend that
+  passed its self-check (:mod:`fastgan.verify`), run on first use and cached per
+  process; ``FASTGAN_VERIFY=0`` skips that check.
 
 Select with :func:`set_backend`, :func:`use_backend` or the environment variable
 ``FASTGAN_BACKEND``. Asking explicitly for an unavailable backend raises
@@ -104,6 +106,11 @@ def resolve(device: torch.device) -> str:
         if native is None:
             return "eager"
         reason = unavailable_reason(native)
+        if reason is None and native == "cuda":
+            from fastgan.verify import verified  # the first use on a GPU runs the self-check
+
+            if not verified(native, device):
+                reason = "it failed its self-check on this GPU (run `fastgan doctor`)"
         if reason is None:
             return native
         if native not in _warned_fallbacks:

@@ -1,0 +1,98 @@
+"""fastgan doctor and the self-check behind `auto` on a GPU."""
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import fastgan
+from fastgan import backends, cli, verify
+
+
+def test_doctor_checks_every_backend_here():
+    checks = {c.backend: c for c in fastgan.doctor()}
+    assert set(checks) == {"eager", "cpu", "cuda", "triton"}
+    for name in ("eager", "cpu"):
+        assert checks[name].available and checks[name].passed, checks[name]
+        assert checks[name].device == "cpu"
+        assert "float64 max rel err" in checks[name].detail
+    if not torch.cuda.is_available():
+        assert not checks["cuda"].available and checks["cuda"].passed is None
+        assert "GPU" in checks["cuda"].detail or "CUDA" in checks["cuda"].detail
+    assert not checks["triton"].available
+
+
+def test_doctor_cli_reports_no_gpu_and_exits_zero():
+    out = subprocess.run([sys.executable, "-m", "fastgan", "doctor"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    if not torch.cuda.is_available():
+        assert "no GPU is present" in lines[0]
+    assert any(line.split()[:2] == ["cpu", "ok"] for line in lines)
+    assert any(line.split()[:2] == ["cuda", "unavailable:"] for line in lines)
+
+
+def test_doctor_fails_when_a_backend_is_wrong(monkeypatch, capsys):
+    # Break the C++ step's gradients: the check must catch it and the command exit 1.
+    from fastgan.ops import critic
+
+    real_step_function = critic._step_function
+
+    def broken(backend, *args):
+        step = real_step_function(backend, *args)
+        if backend != "cpu":
+            return step
+
+        def wrong(*a):
+            loss, w, pen, grads = step(*a)
+            return loss, w, pen, [g * 1.001 for g in grads]
+        return wrong
+
+    monkeypatch.setattr(critic, "_step_function", broken)
+    check = verify.self_check("cpu", "cpu")
+    assert check.available and check.passed is False
+    assert "FAILED" in check.detail
+    assert cli.main(["doctor"]) == 1
+    assert "FAILED: cpu" in capsys.readouterr().err
+
+
+def fake_gpu(monkeypatch, passes):
+    """Pretend a CUDA backend is built and a GPU present, with a self-check verdict."""
+    calls = []
+    monkeypatch.setattr(backends, "unavailable_reason", lambda name: None)
+    monkeypatch.setattr(backends, "_warned_fallbacks", set())
+    monkeypatch.setattr(verify, "_verified", lambda name, device: calls.append((name, device)) or passes)
+    return calls
+
+
+def test_auto_on_gpu_uses_a_backend_that_passed(monkeypatch):
+    calls = fake_gpu(monkeypatch, passes=True)
+    assert backends.resolve(torch.device("cuda", 0)) == "cuda"
+    assert calls == [("cuda", "cuda:0")]
+
+
+def test_auto_on_gpu_falls_back_when_the_check_fails(monkeypatch):
+    fake_gpu(monkeypatch, passes=False)
+    with pytest.warns(RuntimeWarning, match="failed its self-check"):
+        assert backends.resolve(torch.device("cuda", 0)) == "eager"
+
+
+def test_verify_zero_skips_the_check(monkeypatch):
+    calls = fake_gpu(monkeypatch, passes=False)
+    monkeypatch.setenv("FASTGAN_VERIFY", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backends.resolve(torch.device("cuda", 0)) == "cuda"
+    assert calls == []
+
+
+def test_verification_is_cached_per_process(monkeypatch):
+    verify._verified.cache_clear()
+    runs = []
+    real = verify.self_check
+    monkeypatch.setattr(verify, "self_check", lambda b, d: runs.append(1) or real(b, d))
+    assert verify.verified("cpu", torch.device("cpu"))
+    assert verify.verified("cpu", torch.device("cpu"))
+    assert runs == [1]
+    verify._verified.cache_clear()
