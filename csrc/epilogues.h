@@ -55,6 +55,49 @@ struct PenaltyArgs {
   bool one_sided;
 };
 
+// Every operand of an epilogue: defined ones are contiguous matrices (or vectors) of
+// `like`'s dtype on `like`'s device, with `cols` columns.
+inline void check_operand(const at::Tensor& t, const char* name, const at::Tensor& like, int64_t cols) {
+  if (!t.defined()) return;
+  TORCH_CHECK(t.device() == like.device() && t.scalar_type() == like.scalar_type(),
+              "fastgan epilogue: ", name, " is ", t.scalar_type(), " on ", t.device(), ", expected ",
+              like.scalar_type(), " on ", like.device());
+  TORCH_CHECK(t.is_contiguous() && t.size(-1) == cols, "fastgan epilogue: ", name,
+              " must be contiguous with ", cols, " columns, got shape ", t.sizes());
+}
+
+inline void check_args(const BiasActForward& a) {
+  const int64_t cols = a.z.size(1);
+  check_operand(a.z, "z", a.z, cols);
+  check_operand(a.bias, "bias", a.z, cols);
+  check_operand(a.d1, "d1", a.z, cols);
+  check_operand(a.d2, "d2", a.z, cols);
+  TORCH_CHECK(!a.d2.defined() || a.d2.size(0) == a.z.size(0) - a.d2_row0, "fastgan epilogue: d2 rows");
+}
+
+inline void check_args(const ActGrad& a) {
+  const int64_t cols = a.out.size(1), rows = a.out.size(0);
+  check_operand(a.out, "out", a.out, cols);
+  check_operand(a.saved, "saved", a.out, cols);
+  check_operand(a.e, "e", a.out, cols);
+  check_operand(a.w, "w", a.out, cols);
+  check_operand(a.add, "add", a.out, cols);
+  check_operand(a.coef, "coef", a.out, cols);
+  TORCH_CHECK(a.e.defined() != a.seed.defined(), "fastgan epilogue: give e or seed, not both");
+  if (a.seed.defined()) {
+    TORCH_CHECK(a.w.defined() && a.seed.numel() == rows && a.seed.is_contiguous() &&
+                    a.seed.device() == a.out.device() && a.seed.scalar_type() == a.out.scalar_type(),
+                "fastgan epilogue: seed must be a contiguous (rows,) vector like out, with w");
+  }
+  TORCH_CHECK(!a.coef.defined() || a.coef.size(0) == rows - a.coef_row0, "fastgan epilogue: coef rows");
+}
+
+inline void check_args(const PenaltyArgs& a) {
+  check_operand(a.g, "g", a.g, a.g.size(1));
+  check_operand(a.u, "u", a.g, a.g.size(1));
+  TORCH_CHECK(a.u.size(0) == a.g.size(0), "fastgan epilogue: u rows");
+}
+
 namespace cpu {
 void bias_act_forward(const BiasActForward& args, ActSpec act);
 void act_grad(const ActGrad& args, ActSpec act);
@@ -84,12 +127,15 @@ inline bool on_cuda(const at::Tensor& t) {
 #endif
 
 inline void bias_act_forward(const BiasActForward& args, ActSpec act) {
+  check_args(args);
   FASTGAN_DEVICE_CALL(args.z, bias_act_forward, args, act);
 }
 inline void act_grad(const ActGrad& args, ActSpec act) {
+  check_args(args);
   FASTGAN_DEVICE_CALL(args.out, act_grad, args, act);
 }
 inline at::Tensor penalty(const PenaltyArgs& args) {
+  check_args(args);
   return FASTGAN_DEVICE_CALL(args.g, penalty, args);
 }
 
