@@ -3,7 +3,8 @@
 * ``eager``: the plain PyTorch reference (:mod:`fastgan.reference`), any device;
 * ``cpu``: the C++ extension's CPU kernels (ATen GEMMs + OpenMP epilogues);
 * ``cuda``: the C++ extension's CUDA kernels (cuBLAS GEMMs + CUDA epilogues);
-* ``triton``: Triton kernels (:mod:`fastgan.kernels`);
+* ``triton``: Triton kernels (:mod:`fastgan.kernels`), on CUDA tensors, or on CPU
+  tensors through Triton's interpreter when ``TRITON_INTERPRET=1``;
 * ``auto`` (the default): per device, the fastest implementation available, falling
   back to ``eager`` with a one-time warning. On a GPU it uses only a backend that
   passed its self-check (:mod:`fastgan.verify`), run on first use and cached per
@@ -48,8 +49,7 @@ def unavailable_reason(name: str) -> str | None:
     if name in ("eager", "auto"):
         return None
     if name == "triton":
-        return ("the triton backend has no kernels for the fused critic yet "
-                "(fastgan.kernels is empty in this version)")
+        return _triton_reason()
     error = _extension.load_error()
     if error is not None:
         return error
@@ -58,6 +58,22 @@ def unavailable_reason(name: str) -> str | None:
             return "fastgan._C was built without CUDA kernels (rebuild with a CUDA toolkit)"
         if not torch.cuda.is_available():
             return "no CUDA GPU is visible to torch"
+    return None
+
+
+def interpreting() -> bool:
+    """Whether Triton kernels run through Triton's CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _triton_reason() -> str | None:
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:
+        return f"triton is not installed ({exc})"
+    if not interpreting() and not torch.cuda.is_available():
+        return ("no CUDA GPU is visible to torch (TRITON_INTERPRET=1, set before triton is "
+                "imported, runs the Triton kernels on CPU tensors through its interpreter)")
     return None
 
 
@@ -123,4 +139,8 @@ def resolve(device: torch.device) -> str:
         raise BackendUnavailableError(f"fastgan backend 'cpu' runs on CPU tensors, got {device} tensors")
     if name == "cuda" and device.type != "cuda":
         raise BackendUnavailableError(f"fastgan backend 'cuda' runs on CUDA tensors, got {device} tensors")
+    if name == "triton" and device.type != "cuda" and not (interpreting() and device.type == "cpu"):
+        raise BackendUnavailableError(
+            f"fastgan backend 'triton' runs on CUDA tensors (or on CPU tensors with "
+            f"TRITON_INTERPRET=1), got {device} tensors")
     return name

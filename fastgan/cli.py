@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
 def _doctor(args) -> int:
+    if args.interpret:
+        # Before anything imports triton: its kernels then run on CPU tensors.
+        os.environ["TRITON_INTERPRET"] = "1"
     from fastgan.verify import doctor, format_report
 
     checks = doctor()
@@ -26,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         description="For each backend: whether it is built or importable, the device it "
                     "would run on, and a parity self-check against the reference there. "
                     "Exits 1 if an available backend fails its check.")
+    doctor.add_argument("--interpret", action="store_true",
+                        help="check the Triton backend through Triton's interpreter on the CPU")
     doctor.set_defaults(run=_doctor)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -76,6 +76,10 @@ def self_check(backend: str, device: torch.device | str) -> Check:
     if reason is not None:
         return Check(backend, False, None, None, reason)
     dtypes = (torch.float32,) if device.type == "cuda" else (torch.float32, torch.float64)
+    if device.type == "cuda" and backend == "triton":
+        major, _ = torch.cuda.get_device_capability(device)
+        if major < 8:
+            return Check(backend, False, str(device), None, "the Triton kernels need sm_80 or newer")
     details, passed = [], True
     for dtype in dtypes:
         try:
@@ -108,6 +112,8 @@ def verified(backend: str, device: torch.device) -> bool:
 
 def _device_for(backend: str) -> torch.device:
     if backend == "cpu":
+        return torch.device("cpu")
+    if backend == "triton" and backends.interpreting():
         return torch.device("cpu")
     if backend in ("cuda", "triton"):
         return torch.device("cuda")

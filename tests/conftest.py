@@ -1,14 +1,21 @@
 """Shared helpers of the test suite: the eager oracle and error measures."""
-import pytest
-import torch
-from torch import nn
+import os
 
-import fastgan
-from fastgan import reference
+# No GPU here: the Triton kernels run on CPU tensors through Triton's interpreter, which
+# must be switched on before triton is first imported.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import fastgan  # noqa: E402
+from fastgan import reference  # noqa: E402
 
 # The implementations every fused op is checked on. `cpu` is the C++ extension: it must
-# be built, so that a missing extension fails the suite instead of skipping it.
-BACKENDS = ["cpu", "eager"]
+# be built, so that a missing extension fails the suite instead of skipping it; `triton`
+# runs through the interpreter on the CPU.
+BACKENDS = ["cpu", "eager", "triton"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -72,10 +72,28 @@ def test_cuda_unavailable_says_why():
         fastgan.set_backend("cuda")
 
 
-def test_triton_unavailable_says_why():
-    with pytest.raises(fastgan.BackendUnavailableError, match="backend 'triton' is unavailable: .*no kernels"):
-        with fastgan.use_backend("triton"):
-            pass
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_triton_without_gpu_or_interpreter_says_why():
+    code = """
+import fastgan
+assert 'triton' not in fastgan.available_backends()
+try:
+    fastgan.set_backend('triton')
+except fastgan.BackendUnavailableError as e:
+    print(e)
+"""
+    out = run_python(code, TRITON_INTERPRET="0")
+    assert out.returncode == 0, out.stderr
+    assert "backend 'triton' is unavailable: no CUDA GPU" in out.stdout
+    assert "TRITON_INTERPRET=1" in out.stdout
+
+
+def test_triton_runs_cpu_tensors_only_when_interpreting():
+    assert backends.interpreting()  # conftest switches the interpreter on
+    with fastgan.use_backend("triton"):
+        assert backends.resolve(torch.device("cpu")) == "triton"
+        with pytest.raises(fastgan.BackendUnavailableError, match="'triton' runs on CUDA tensors"):
+            backends.resolve(torch.device("meta"))
 
 
 def test_cpu_backend_refuses_other_devices():
@@ -122,6 +140,6 @@ try:
 except fastgan.BackendUnavailableError as e:
     print('refused:', e)
 """
-    out = run_python(code)
+    out = run_python(code, TRITON_INTERPRET="0")
     assert out.returncode == 0, out.stderr
     assert "refused: fastgan backend 'cpu' is unavailable: the C++ extension fastgan._C is not built" in out.stdout

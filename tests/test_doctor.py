@@ -1,4 +1,5 @@
 """fastgan doctor and the self-check behind `auto` on a GPU."""
+import os
 import subprocess
 import sys
 import warnings
@@ -20,17 +21,32 @@ def test_doctor_checks_every_backend_here():
     if not torch.cuda.is_available():
         assert not checks["cuda"].available and checks["cuda"].passed is None
         assert "GPU" in checks["cuda"].detail or "CUDA" in checks["cuda"].detail
-    assert not checks["triton"].available
+        # conftest runs Triton through its interpreter: checked on CPU tensors.
+        assert checks["triton"].passed and checks["triton"].device == "cpu", checks["triton"]
 
 
+def run_doctor(*flags):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-m", "fastgan", "doctor", *flags], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return {line.split()[0]: line for line in out.stdout.splitlines()[1:]}, out.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the report of a machine without GPU")
 def test_doctor_cli_reports_no_gpu_and_exits_zero():
-    out = subprocess.run([sys.executable, "-m", "fastgan", "doctor"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    if not torch.cuda.is_available():
-        assert "no GPU is present" in lines[0]
-    assert any(line.split()[:2] == ["cpu", "ok"] for line in lines)
-    assert any(line.split()[:2] == ["cuda", "unavailable:"] for line in lines)
+    lines, text = run_doctor()
+    assert "no GPU is present" in text.splitlines()[0]
+    assert lines["cpu"].split()[1] == "ok"
+    assert lines["cuda"].split()[1] == "unavailable:"
+    assert lines["triton"].split()[1] == "unavailable:" and "TRITON_INTERPRET" in lines["triton"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the report of a machine without GPU")
+def test_doctor_interpret_checks_triton_on_cpu():
+    lines, _ = run_doctor("--interpret")
+    assert lines["triton"].split()[1:4] == ["ok", "on", "cpu:"], lines["triton"]
+    assert "float64 max rel err" in lines["triton"]
 
 
 def test_doctor_fails_when_a_backend_is_wrong(monkeypatch, capsys):

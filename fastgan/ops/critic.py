@@ -33,11 +33,20 @@ class CriticLoss(NamedTuple):
 
 # ----------------------------------------------------------------------------- forward
 
+def _kernels(backend: str):
+    """The implementation of the fused ops for a native backend: the extension's ops
+    (cpu, cuda) or their Triton twins; both take and return the same things."""
+    if backend == "triton":
+        from fastgan.kernels import critic as triton_critic
+        return triton_critic
+    return _extension.ops()
+
+
 class _MLPForward(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, act, alpha, *params):
-        out, saved = _extension.ops().mlp_forward(x, list(params), act, alpha)
-        ctx.act, ctx.alpha, ctx.n_params = act, alpha, len(params)
+    def forward(ctx, impl, x, act, alpha, *params):
+        out, saved = impl.mlp_forward(x, list(params), act, alpha)
+        ctx.impl, ctx.act, ctx.alpha, ctx.n_params = impl, act, alpha, len(params)
         ctx.save_for_backward(x, *params, *saved)
         return out
 
@@ -45,15 +54,15 @@ class _MLPForward(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, *rest = ctx.saved_tensors
         params, saved = rest[:ctx.n_params], rest[ctx.n_params:]
-        need_x = ctx.needs_input_grad[0]
-        need_params = any(ctx.needs_input_grad[3:])
+        need_x = ctx.needs_input_grad[1]
+        need_params = any(ctx.needs_input_grad[4:])
         if not (need_x or need_params):
-            return (None,) * (3 + ctx.n_params)
-        grads = list(_MLPBackward.apply(grad_out, x, ctx.act, ctx.alpha, need_x, need_params,
-                                        ctx.n_params, *params, *saved))
+            return (None,) * (4 + ctx.n_params)
+        grads = list(_MLPBackward.apply(ctx.impl, grad_out, x, ctx.act, ctx.alpha, need_x,
+                                        need_params, ctx.n_params, *params, *saved))
         grad_x = grads.pop(0) if need_x else None
         grad_params = grads if need_params else [None] * ctx.n_params
-        return (grad_x, None, None, *grad_params)
+        return (None, grad_x, None, None, *grad_params)
 
 
 class _MLPBackward(torch.autograd.Function):
@@ -61,10 +70,9 @@ class _MLPBackward(torch.autograd.Function):
     differentiates the reference's explicit back-propagation."""
 
     @staticmethod
-    def forward(ctx, grad_out, x, act, alpha, need_x, need_params, n_params, *tensors):
+    def forward(ctx, impl, grad_out, x, act, alpha, need_x, need_params, n_params, *tensors):
         params, saved = list(tensors[:n_params]), list(tensors[n_params:])
-        grads = _extension.ops().mlp_backward(grad_out, x, params, saved, act, alpha,
-                                              need_x, need_params)
+        grads = impl.mlp_backward(grad_out, x, params, saved, act, alpha, need_x, need_params)
         ctx.act, ctx.alpha, ctx.need_x, ctx.need_params = act, alpha, need_x, need_params
         ctx.n_params, ctx.n_saved = n_params, len(saved)
         ctx.save_for_backward(grad_out, x, *params)
@@ -79,7 +87,7 @@ class _MLPBackward(torch.autograd.Function):
                                                          ctx.act, ctx.alpha)
             outputs = ([grad_x] if ctx.need_x else []) + (grad_params if ctx.need_params else [])
             results = torch.autograd.grad(outputs, leaves, grad_grads, allow_unused=True)
-        return (results[0], results[1], None, None, None, None, None, *results[2:],
+        return (None, results[0], results[1], None, None, None, None, None, *results[2:],
                 *([None] * ctx.n_saved))
 
 
@@ -110,7 +118,7 @@ def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: f
     backend = backends.resolve(x.device)
     if backend == "eager":
         return reference.mlp_forward(x, params, act, alpha)
-    return _MLPForward.apply(x.contiguous(), act, alpha, *params)
+    return _MLPForward.apply(_kernels(backend), x.contiguous(), act, alpha, *params)
 
 
 # ----------------------------------------------------------------------------- step
@@ -153,7 +161,7 @@ def _step_function(backend: str, act: str, alpha: float, lam: float, center: flo
             return reference.critic_step(real, fake, eps, params, act, alpha, lam, center,
                                          one_sided, param_grads)
     else:
-        op = _extension.ops().critic_step
+        op = _kernels(backend).critic_step
 
         def step(real, fake, eps, params, param_grads):
             return op(real, fake, eps, params, act, alpha, lam, center, one_sided, param_grads)
