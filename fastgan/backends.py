@@ -33,6 +33,10 @@ class BackendUnavailableError(RuntimeError):
     """The requested backend cannot run here (not built, no GPU, no kernels)."""
 
 
+#: What ``auto`` tries, in order, per device type, before the eager reference. The
+#: Triton interpreter is never chosen automatically: it is for tests.
+AUTO_ORDER = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}
+
 _selected: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastgan_backend", default=None)
 _warned_fallbacks: set[str] = set()
 
@@ -121,18 +125,22 @@ def resolve(device: torch.device) -> str:
     if name == "auto":
         if native is None:
             return "eager"
-        reason = unavailable_reason(native)
-        if reason is None and native == "cuda":
-            from fastgan.verify import verified  # the first use on a GPU runs the self-check
+        reasons = []
+        for candidate in AUTO_ORDER[native]:
+            reason = unavailable_reason(candidate)
+            if reason is None and native == "cuda":
+                from fastgan.verify import verified  # the first use on a GPU runs the self-check
 
-            if not verified(native, device):
-                reason = "it failed its self-check on this GPU (run `fastgan doctor`)"
-        if reason is None:
-            return native
+                if not verified(candidate, device):
+                    reason = "it failed its self-check on this GPU (run `fastgan doctor`)"
+            if reason is None:
+                return candidate
+            reasons.append(f"{candidate}: {reason}")
         if native not in _warned_fallbacks:
             _warned_fallbacks.add(native)
             warnings.warn(f"fastgan: backend 'auto' falls back to the eager reference on "
-                          f"{device.type} tensors: {reason}", RuntimeWarning, stacklevel=3)
+                          f"{device.type} tensors ({'; '.join(reasons)})", RuntimeWarning,
+                          stacklevel=3)
         return "eager"
     _require(name)
     if name == "cpu" and device.type != "cpu":

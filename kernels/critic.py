@@ -180,8 +180,8 @@ def _penalty_kernel(g_ptr, u_ptr, phi_ptr, B, D, LAM: tl.constexpr, CENTER: tl.c
 
 
 @triton.jit
-def _stack_kernel(real_ptr, fake_ptr, eps_ptr, x_ptr, B, D,
-                  HAS_EPS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+def _stack_kernel(real_ptr, fake_ptr, eps_ptr, x_ptr, B, D, HAS_EPS: tl.constexpr,
+                  FP64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
     rm = (tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
     rd = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     m = (rm[:, None] < B) & (rd[None, :] < D)
@@ -191,8 +191,10 @@ def _stack_kernel(real_ptr, fake_ptr, eps_ptr, x_ptr, B, D,
     tl.store(x_ptr + offs, real, mask=m)
     tl.store(x_ptr + B * D + offs, fake, mask=m)
     if HAS_EPS:
-        e = tl.load(eps_ptr + rm, mask=rm < B, other=0.0)[:, None]
-        tl.store(x_ptr + 2 * B * D + offs, e * real + (1.0 - e) * fake, mask=m)
+        acc_dtype = tl.float64 if FP64 else tl.float32
+        e = tl.load(eps_ptr + rm, mask=rm < B, other=0.0).to(acc_dtype)[:, None]
+        x_hat = e * real.to(acc_dtype) + (1.0 - e) * fake.to(acc_dtype)
+        tl.store(x_ptr + 2 * B * D + offs, x_hat.to(x_ptr.dtype.element_ty), mask=m)
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -254,7 +256,7 @@ def stack(real, fake, eps, out):
     bm, bd = _block(B, 32), _block(D, 64)
     _stack_kernel[(triton.cdiv(B, bm), triton.cdiv(D, bd))](
         real, fake, eps if eps is not None else real, out, B, D, HAS_EPS=eps is not None,
-        BLOCK_M=bm, BLOCK_D=bd)
+        FP64=real.dtype == torch.float64, BLOCK_M=bm, BLOCK_D=bd)
     LAUNCHES["stack"] += 1
     return out
 

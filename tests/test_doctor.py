@@ -88,9 +88,15 @@ def test_auto_on_gpu_uses_a_backend_that_passed(monkeypatch):
     assert calls == [("cuda", "cuda:0")]
 
 
+def test_auto_on_gpu_tries_triton_when_cuda_fails(monkeypatch):
+    fake_gpu(monkeypatch, passes=True)
+    monkeypatch.setattr(verify, "_verified", lambda name, device: name == "triton")
+    assert backends.resolve(torch.device("cuda", 0)) == "triton"
+
+
 def test_auto_on_gpu_falls_back_when_the_check_fails(monkeypatch):
     fake_gpu(monkeypatch, passes=False)
-    with pytest.warns(RuntimeWarning, match="failed its self-check"):
+    with pytest.warns(RuntimeWarning, match="cuda: it failed its self-check.*triton: it failed"):
         assert backends.resolve(torch.device("cuda", 0)) == "eager"
 
 
