@@ -22,10 +22,8 @@ The peak rate of the step's hottest single shape, (3B x d) @ (d x d), is reporte
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +32,9 @@ import torch
 
 import fastgan
 from fastgan import reference
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import cpu_name, floor_macs, write_results  # noqa: E402
 
 CONFIGS = [  # (name, widths d_0 .. d_{L-1}, batch)
     ("toy", (2, 512, 512, 512), 256),
@@ -49,23 +50,21 @@ def quantiles(times):
 
 
 def floor_gemms(widths, batch, smooth):
-    """The GEMMs that the math doc counts, as one callable, and their multiply-adds."""
+    """The GEMMs that the math doc counts (floor_macs), as one callable."""
     dims = list(widths) + [1]
-    ops, macs = [], 0
+    ops = []
     for d_in, d_out in zip(dims[:-1], dims[1:]):
         W = torch.randn(d_out, d_in)
         h3, h1 = torch.randn(3 * batch, d_in), torch.randn(batch, d_in)
         g3, g1 = torch.randn(3 * batch, d_out), torch.randn(batch, d_out)
         ops += [(h3, W.t()), (g3, W), (h1, W.t()), (g3.t(), h3)]  # forward, signal, adjoint, dW
-        macs += (3 + 3 + 1 + 3) * batch * d_in * d_out
         if smooth:
             ops.append((g1, W))  # the extra backward signal of the abar terms
-            macs += batch * d_in * d_out
 
     def run():
         for a, b in ops:
             torch.mm(a, b)
-    return run, macs
+    return run
 
 
 def peak_gemm_rate(rows, width, reps):
@@ -108,7 +107,7 @@ def run(args):
     rows = []
     smooth = reference.ACTIVATIONS[args.activation].smooth
     for name, widths, batch in CONFIGS:
-        gemms, macs = floor_gemms(widths, batch, smooth)
+        gemms, macs = floor_gemms(widths, batch, smooth), floor_macs(widths, batch, smooth)
         timed = dict(candidates(widths, batch, args.activation, args.lam), **{"gemm-floor": gemms})
         for fn in timed.values():
             for _ in range(args.warmup):
@@ -145,44 +144,25 @@ def run(args):
     return rows
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def write(rows, out_dir, command):
-    os.makedirs(out_dir, exist_ok=True)
-    csv_path = os.path.join(out_dir, "critic_step.csv")
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    md_path = os.path.join(out_dir, "critic_step.md")
     first = rows[0]
-    with open(md_path, "w") as f:
-        f.write(f"Command: `{command}`\n\n")
-        f.write(f"{first['device']}, {first['threads']} threads, torch {first['torch']}, fastgan "
+    preamble = (f"{first['device']}, {first['threads']} threads, torch {first['torch']}, fastgan "
                 f"{first['fastgan']}, {first['date']}. Activation {first['activation']}. Times are "
                 "the median (p20-p80) of one critic step, backward included. The GEMM floor is "
                 "the time this machine takes, in the same run, for the GEMMs that "
                 "fused-gp-math.md counts; their rate and the peak rate of the hottest single "
-                "shape are the last two columns.\n\n")
-        f.write("| config | critic | B | candidate | median ms (p20-p80) | eager / this | "
-                "GEMM floor ms | fraction of floor | floor GFLOP/s | peak GFLOP/s |\n"
-                "|---|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['config']} | {r['critic']} | {r['batch']} | {r['candidate']} | "
-                    f"{r['median_ms']:.2f} ({r['p20_ms']:.2f}-{r['p80_ms']:.2f}) | "
-                    f"{r['eager_over_this']:.2f}x | {r['floor_ms']:.2f} | "
-                    f"{100 * r['fraction_of_floor']:.0f}% | {r['floor_gflops']:.0f} | "
-                    f"{r['peak_gemm_gflops']:.0f} |\n")
-    print(f"wrote {csv_path} and {md_path}")
+                "shape are the last two columns.")
+    columns = [
+        ("config", lambda r: r["config"]), ("critic", lambda r: r["critic"]),
+        ("B", lambda r: str(r["batch"])), ("candidate", lambda r: r["candidate"]),
+        ("median ms (p20-p80)", lambda r: f"{r['median_ms']:.2f} ({r['p20_ms']:.2f}-{r['p80_ms']:.2f})"),
+        ("eager / this", lambda r: f"{r['eager_over_this']:.2f}x"),
+        ("GEMM floor ms", lambda r: f"{r['floor_ms']:.2f}"),
+        ("fraction of floor", lambda r: f"{100 * r['fraction_of_floor']:.0f}%"),
+        ("floor GFLOP/s", lambda r: f"{r['floor_gflops']:.0f}"),
+        ("peak GFLOP/s", lambda r: f"{r['peak_gemm_gflops']:.0f}"),
+    ]
+    write_results(rows, out_dir, "critic_step", command, preamble, columns)
 
 
 def main():
