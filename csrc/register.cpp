@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include "critic.h"
+#include "penalty.h"
 
 TORCH_LIBRARY(fastgan, m) {
   m.def("mlp_forward(Tensor x, Tensor[] params, str act, float alpha) -> (Tensor, Tensor[])");
@@ -14,12 +15,14 @@ TORCH_LIBRARY(fastgan, m) {
       "critic_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, str act, "
       "float alpha, float lam, float center, bool one_sided, bool param_grads) "
       "-> (Tensor, Tensor, Tensor, Tensor[])");
+  m.def("row_penalty(Tensor g, float center, bool one_sided) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
   m.impl("mlp_forward", &fastgan::mlp_forward);
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
+  m.impl("row_penalty", &fastgan::row_penalty);
 }
 
 #ifdef FASTGAN_WITH_CUDA
@@ -27,6 +30,7 @@ TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
   m.impl("mlp_forward", &fastgan::mlp_forward);
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
+  m.impl("row_penalty", &fastgan::row_penalty);
 }
 #endif
 

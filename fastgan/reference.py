@@ -213,6 +213,14 @@ def critic_step(real, fake, eps, params, act, alpha, lam=10.0, center=1.0, one_s
     return StepResult(loss, wasserstein, penalty, grads)
 
 
+def row_penalty(g: Tensor, center: float = 1.0, one_sided: bool = False) -> Tensor:
+    """mean_i phi(||g_i||) over the batch of per-sample gradients ``g`` (B, ...), the
+    norm taken over all non-batch dims. Differentiable (twice) by autograd; the
+    gradient at a zero norm is 0, as torch's norm subgradient."""
+    phi, _ = penalty_phi(g.flatten(1).norm(2, dim=1), center, one_sided)
+    return phi.mean()
+
+
 def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None, lam=10.0,
                        center=1.0, one_sided=False) -> StepResult:
     """The WGAN-GP critic loss as the popular implementations write it.
@@ -231,14 +239,13 @@ def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None,
         x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
         d_hat = critic(x_hat)
         (g,) = torch.autograd.grad(d_hat, x_hat, torch.ones_like(d_hat), create_graph=True)
-        n = g.flatten(1).norm(2, dim=1)
-        penalty, _ = penalty_phi(n, center, one_sided)
-        penalty = penalty.mean()
+        penalty = row_penalty(g, center, one_sided)
     loss = d_fake - d_real + lam * penalty
     return StepResult(loss, wasserstein.detach(), penalty.detach(), [])
 
 
 __all__ = [
     "ACTIVATIONS", "Activation", "StepResult", "critic_step",
-    "eager_wgan_gp_loss", "mlp_backward", "mlp_forward", "penalty_phi", "split_params",
+    "eager_wgan_gp_loss", "mlp_backward", "mlp_forward", "penalty_phi", "row_penalty",
+    "split_params",
 ]

@@ -409,3 +409,12 @@ def critic_step(real, fake, eps, params, act_name, alpha, lam, center, one_sided
     grads += [grad_w_out, torch.zeros(1, **opts)]
     return loss, wasserstein, penalty, grads
 
+
+
+def row_penalty(g, center, one_sided):
+    """Triton twin of ``fastgan::row_penalty``: (mean phi, u shaped like g)."""
+    B = g.shape[0]
+    rows = g.reshape(B, -1).contiguous()
+    u = torch.empty_like(rows)
+    mean_phi = (penalty_rows(rows, u, 1.0, center, one_sided).sum() / B).to(g.dtype)
+    return mean_phi, u.view(g.shape)

@@ -67,6 +67,6 @@ def max_grad_err(grads, ref_grads):
     total = torch.sqrt(sum(b.detach().double().norm() ** 2 for b in ref_grads)).item()
     errs = []
     for a, b in zip(grads, ref_grads):
-        scale = max(b.detach().double().norm().item(), 1e-3 * total)
+        scale = max(b.detach().double().norm().item(), 1e-3 * total) or 1.0  # all zero: absolute
         errs.append((a.detach().double() - b.detach().double()).norm().item() / scale)
     return max(errs)

@@ -1,4 +1,5 @@
 """The public fused ops, autograd-aware; each dispatches through :mod:`fastgan.backends`."""
 from fastgan.ops.critic import CriticLoss, critic_loss, mlp_critic
+from fastgan.ops.penalty import row_penalty
 
-__all__ = ["CriticLoss", "critic_loss", "mlp_critic"]
+__all__ = ["CriticLoss", "critic_loss", "mlp_critic", "row_penalty"]

@@ -12,6 +12,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from fastgan import _checks, _extension, backends, reference
+from fastgan.ops._dispatch import native_ops
 
 Tensor = torch.Tensor
 ACTIVATIONS = tuple(reference.ACTIVATIONS)
@@ -32,15 +33,6 @@ class CriticLoss(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- forward
-
-def _kernels(backend: str):
-    """The implementation of the fused ops for a native backend: the extension's ops
-    (cpu, cuda) or their Triton twins; both take and return the same things."""
-    if backend == "triton":
-        from fastgan.kernels import critic as triton_critic
-        return triton_critic
-    return _extension.ops()
-
 
 class _MLPForward(torch.autograd.Function):
     @staticmethod
@@ -118,7 +110,7 @@ def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: f
     backend = backends.resolve(x.device)
     if backend == "eager":
         return reference.mlp_forward(x, params, act, alpha)
-    return _MLPForward.apply(_kernels(backend), x.contiguous(), act, alpha, *params)
+    return _MLPForward.apply(native_ops(backend), x.contiguous(), act, alpha, *params)
 
 
 # ----------------------------------------------------------------------------- step
@@ -161,7 +153,7 @@ def _step_function(backend: str, act: str, alpha: float, lam: float, center: flo
             return reference.critic_step(real, fake, eps, params, act, alpha, lam, center,
                                          one_sided, param_grads)
     else:
-        op = _kernels(backend).critic_step
+        op = native_ops(backend).critic_step
 
         def step(real, fake, eps, params, param_grads):
             return op(real, fake, eps, params, act, alpha, lam, center, one_sided, param_grads)
