@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include "critic.h"
+#include "optim.h"
 #include "penalty.h"
 
 TORCH_LIBRARY(fastgan, m) {
@@ -16,6 +17,11 @@ TORCH_LIBRARY(fastgan, m) {
       "float alpha, float lam, float center, bool one_sided, bool param_grads) "
       "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def("row_penalty(Tensor g, float center, bool one_sided) -> (Tensor, Tensor)");
+  m.def("clip_(Tensor(a!)[] params, float c) -> ()");
+  m.def(
+      "clipped_rmsprop_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] square_avgs, "
+      "Tensor(c!)[] grad_avgs, Tensor(d!)[] momentum_buffers, float lr, float alpha, float eps, "
+      "float weight_decay, float momentum, bool centered, float clip) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
@@ -23,6 +29,8 @@ TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
   m.impl("row_penalty", &fastgan::row_penalty);
+  m.impl("clip_", &fastgan::clip_);
+  m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
 }
 
 #ifdef FASTGAN_WITH_CUDA
@@ -31,6 +39,8 @@ TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
   m.impl("row_penalty", &fastgan::row_penalty);
+  m.impl("clip_", &fastgan::clip_);
+  m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
 }
 #endif
 

@@ -6,6 +6,7 @@ Public API of this version:
 * backend selection: :func:`set_backend`, :func:`use_backend`, :func:`get_backend`,
   :func:`available_backends` (and ``FASTGAN_BACKEND``);
 * :func:`gradient_penalty`, :func:`r1_penalty`, :func:`dragan_penalty` for any critic;
+* weight clipping: :func:`fastgan.ops.clip_` and :class:`ClippedRMSprop`;
 * :func:`doctor`, the self-check of every backend (also ``fastgan doctor``);
 * :mod:`fastgan.reference`, the eager PyTorch oracle of every op.
 """
@@ -20,12 +21,13 @@ from fastgan._extension import ExtensionNotBuiltError
 from fastgan.verify import doctor
 from fastgan.nn import FusedMLPCritic
 from fastgan.ops.critic import CriticLoss
+from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import dragan_penalty, gradient_penalty, r1_penalty
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendUnavailableError", "CriticLoss", "ExtensionNotBuiltError", "FusedMLPCritic",
+    "BackendUnavailableError", "ClippedRMSprop", "CriticLoss", "ExtensionNotBuiltError", "FusedMLPCritic",
     "available_backends", "doctor", "dragan_penalty", "get_backend", "gradient_penalty",
     "r1_penalty", "set_backend", "use_backend", "__version__",
 ]

@@ -5,7 +5,7 @@ import functools
 
 import torch
 
-OPS = ("mlp_forward", "mlp_backward", "critic_step", "row_penalty")
+OPS = ("mlp_forward", "mlp_backward", "critic_step", "row_penalty", "clip_", "clipped_rmsprop_")
 
 
 class ExtensionNotBuiltError(RuntimeError):

@@ -249,3 +249,36 @@ __all__ = [
     "eager_wgan_gp_loss", "mlp_backward", "mlp_forward", "penalty_phi", "row_penalty",
     "split_params",
 ]
+
+
+def clip_(params: Sequence[Tensor], c: float) -> None:
+    """``p.clamp_(-c, c)`` for every tensor."""
+    for p in params:
+        p.clamp_(-c, c)
+
+
+def clipped_rmsprop_(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
+                     weight_decay, momentum, centered, clip) -> None:
+    """torch.optim.RMSprop's single-tensor step, op for op, then ``clamp_(-clip, clip)``
+    (``clip < 0``: no clamp)."""
+    for i, param in enumerate(params):
+        grad = grads[i]
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+        square_avg = square_avgs[i]
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        if centered:
+            grad_avg = grad_avgs[i]
+            grad_avg.lerp_(grad, 1 - alpha)
+            avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+        else:
+            avg = square_avg.sqrt()
+        avg = avg.add_(eps)
+        if momentum > 0:
+            buf = momentum_buffers[i]
+            buf.mul_(momentum).addcdiv_(grad, avg)
+            param.add_(buf, alpha=-lr)
+        else:
+            param.addcdiv_(grad, avg, value=-lr)
+        if clip >= 0:
+            param.clamp_(-clip, clip)

@@ -13,7 +13,7 @@ import sys
 ACT_NAMES = ["LINEAR", "RELU", "LRELU", "TANH", "SOFTPLUS", "SILU"]
 
 
-def cases(K):
+def cases(K, O):
     """(name, kernel, pointer type, constexprs, arch) for every kernel variant used."""
 
     def gemm(epilogue, act, dtype, blocks=(64, 64, 32)):
@@ -36,6 +36,11 @@ def cases(K):
                dict(LAM=10.0, CENTER=1.0, ONE_SIDED=True, FP64=False, BLOCK_M=32, BLOCK_D=64), 80)
         yield (f"stack {dtype}", K._stack_kernel, dtype,
                dict(HAS_EPS=True, FP64=False, BLOCK_M=32, BLOCK_D=64), 80)
+        yield (f"clip {dtype}", O._clip_kernel, dtype, dict(BLOCK=1024), 80)
+        yield (f"rmsprop radicand {dtype}", O._radicand_kernel, dtype,
+               dict(WEIGHT_DECAY=True, CENTERED=True, BLOCK=1024), 80)
+        yield (f"rmsprop update {dtype}", O._update_kernel, dtype,
+               dict(WEIGHT_DECAY=True, MOMENTUM=True, CLIP=True, BLOCK=1024), 80)
     for blocks in ((16, 16, 16), (64, 64, 32)):
         yield (f"gemm sm_90 fp16 blocks {blocks}", K._gemm_kernel, "*fp16",
                gemm(K.EPI_ACT_GRAD, K.LRELU, "*fp16", blocks), 90)
@@ -46,15 +51,16 @@ def compile_all():
     from triton.compiler import ASTSource, compile as triton_compile
 
     from fastgan.kernels import critic as K
+    from fastgan.kernels import optim as O
 
     failures = 0
-    for name, fn, ptr_type, constexprs, arch in cases(K):
+    for name, fn, ptr_type, constexprs, arch in cases(K, O):
         sig = {}
         for arg in fn.arg_names:
             if arg in constexprs:
                 sig[arg] = "constexpr"
             elif arg.endswith("_ptr"):
-                sig[arg] = "*fp32" if arg == "phi_ptr" else ptr_type
+                sig[arg] = "*fp32" if arg in ("phi_ptr", "hp_ptr") else ptr_type
             else:
                 sig[arg] = "i64" if arg.startswith("stride") else "i32"
         try:
@@ -71,7 +77,7 @@ def test_triton_kernels_compile_for_sm80_and_sm90():
     env = dict(os.environ, TRITON_INTERPRET="0")
     out = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("ok   ") == 30, out.stdout
+    assert out.stdout.count("ok   ") == 36, out.stdout
 
 
 if __name__ == "__main__":
