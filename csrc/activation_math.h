@@ -16,15 +16,22 @@
 namespace fastgan {
 
 // Overloads for float and double on the host and the device alike.
+using std::erf;
 using std::exp;
+using std::expm1;
 using std::log1p;
 using std::sqrt;
 using std::tanh;
 
-enum class Act : int32_t { ReLU = 0, LeakyReLU = 1, Tanh = 2, Softplus = 3, SiLU = 4 };
+// The fused critic uses the first five; bias_act all of them.
+enum class Act : int32_t {
+  ReLU = 0, LeakyReLU = 1, Tanh = 2, Softplus = 3, SiLU = 4, Sigmoid = 5, ELU = 6, GELU = 7, Linear = 8
+};
 
 // Smooth activations have a non-zero s''; the fused step then needs the abar terms.
-FASTGAN_HD bool is_smooth(Act act) { return act == Act::Tanh || act == Act::Softplus || act == Act::SiLU; }
+FASTGAN_HD bool is_smooth(Act act) {
+  return act != Act::ReLU && act != Act::LeakyReLU && act != Act::Linear;
+}
 
 // torch.nn.Softplus() (beta 1) is the identity above this input.
 constexpr double kSoftplusThreshold = 20.0;
@@ -32,7 +39,8 @@ constexpr double kSoftplusThreshold = 20.0;
 template <typename T>
 FASTGAN_HD T sigmoid(T a) { return T(1) / (T(1) + exp(-a)); }
 
-// s(a), s'(a) and s''(a) in one evaluation. `alpha` is the leaky-ReLU slope.
+// s(a), s'(a) and s''(a) in one evaluation. `alpha` is the leaky-ReLU slope or the
+// ELU scale.
 template <typename T>
 FASTGAN_HD void activation(Act act, T alpha, T a, T& s, T& ds, T& d2s) {
   switch (act) {
@@ -72,6 +80,37 @@ FASTGAN_HD void activation(Act act, T alpha, T a, T& s, T& ds, T& d2s) {
       d2s = sg * (T(1) - sg) * (T(2) + a * (T(1) - T(2) * sg));
       break;
     }
+    case Act::Sigmoid: {
+      const T sg = sigmoid(a);
+      s = sg;
+      ds = sg * (T(1) - sg);
+      d2s = ds * (T(1) - T(2) * sg);
+      break;
+    }
+    case Act::ELU:
+      if (a > T(0)) {
+        s = a;
+        ds = T(1);
+        d2s = T(0);
+      } else {
+        s = alpha * expm1(a);
+        ds = alpha * exp(a);
+        d2s = ds;
+      }
+      break;
+    case Act::GELU: {  // the exact (erf) form, as torch.nn.GELU()
+      const T cdf = T(0.5) * (T(1) + erf(a * T(0.70710678118654752440)));
+      const T pdf = exp(T(-0.5) * a * a) * T(0.39894228040143267794);
+      s = a * cdf;
+      ds = cdf + a * pdf;
+      d2s = pdf * (T(2) - a * a);
+      break;
+    }
+    case Act::Linear:
+      s = a;
+      ds = T(1);
+      d2s = T(0);
+      break;
   }
 }
 
@@ -82,6 +121,7 @@ FASTGAN_HD T derivative_from_saved(Act act, T alpha, T saved) {
   switch (act) {
     case Act::ReLU: return saved > T(0) ? T(1) : T(0);
     case Act::LeakyReLU: return saved > T(0) ? T(1) : alpha;
+    case Act::Linear: return T(1);
     default: return saved;
   }
 }

@@ -3,6 +3,7 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "bias_act.h"
 #include "critic.h"
 #include "optim.h"
 #include "penalty.h"
@@ -22,6 +23,13 @@ TORCH_LIBRARY(fastgan, m) {
       "clipped_rmsprop_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] square_avgs, "
       "Tensor(c!)[] grad_avgs, Tensor(d!)[] momentum_buffers, float lr, float alpha, float eps, "
       "float weight_decay, float momentum, bool centered, float clip) -> ()");
+  m.def("bias_act(Tensor x, Tensor? b, int dim, str act, float alpha, float gain, float clamp) -> Tensor");
+  m.def(
+      "bias_act_grad(Tensor dy, Tensor ref, Tensor? b, int dim, str act, float alpha, float gain, "
+      "float clamp, bool ref_is_y) -> Tensor");
+  m.def(
+      "bias_act_grad2(Tensor p, Tensor q, Tensor x, Tensor? b, int dim, str act, float alpha, "
+      "float gain, float clamp) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
@@ -31,6 +39,9 @@ TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
   m.impl("row_penalty", &fastgan::row_penalty);
   m.impl("clip_", &fastgan::clip_);
   m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
+  m.impl("bias_act", &fastgan::bias_act);
+  m.impl("bias_act_grad", &fastgan::bias_act_grad);
+  m.impl("bias_act_grad2", &fastgan::bias_act_grad2);
 }
 
 #ifdef FASTGAN_WITH_CUDA
@@ -41,6 +52,9 @@ TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
   m.impl("row_penalty", &fastgan::row_penalty);
   m.impl("clip_", &fastgan::clip_);
   m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
+  m.impl("bias_act", &fastgan::bias_act);
+  m.impl("bias_act_grad", &fastgan::bias_act_grad);
+  m.impl("bias_act_grad2", &fastgan::bias_act_grad2);
 }
 #endif
 

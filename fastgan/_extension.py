@@ -5,7 +5,8 @@ import functools
 
 import torch
 
-OPS = ("mlp_forward", "mlp_backward", "critic_step", "row_penalty", "clip_", "clipped_rmsprop_")
+OPS = ("mlp_forward", "mlp_backward", "critic_step", "row_penalty", "clip_", "clipped_rmsprop_",
+       "bias_act", "bias_act_grad", "bias_act_grad2")
 
 
 class ExtensionNotBuiltError(RuntimeError):

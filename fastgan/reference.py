@@ -282,3 +282,29 @@ def clipped_rmsprop_(params, grads, square_avgs, grad_avgs, momentum_buffers, lr
             param.addcdiv_(grad, avg, value=-lr)
         if clip >= 0:
             param.clamp_(-clip, clip)
+
+
+BIAS_ACT_FUNCTIONS = {
+    "linear": lambda x, alpha: x,
+    "relu": lambda x, alpha: F.relu(x),
+    "lrelu": lambda x, alpha: F.leaky_relu(x, alpha),
+    "tanh": lambda x, alpha: torch.tanh(x),
+    "sigmoid": lambda x, alpha: torch.sigmoid(x),
+    "softplus": lambda x, alpha: F.softplus(x),
+    "silu": lambda x, alpha: F.silu(x),
+    "elu": lambda x, alpha: F.elu(x, alpha),
+    "gelu": lambda x, alpha: F.gelu(x),
+}
+
+
+def bias_act(x: Tensor, b: Tensor | None, act: str, alpha: float, gain: float, dim: int,
+             clamp: float | None) -> Tensor:
+    """``clamp(gain * act(x + b), -clamp, clamp)`` with plain torch ops."""
+    if b is not None:
+        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.dim())])
+    y = BIAS_ACT_FUNCTIONS[act](x, alpha)
+    if gain != 1:
+        y = y * gain
+    if clamp is not None:
+        y = y.clamp(-clamp, clamp)
+    return y

@@ -24,9 +24,10 @@ import triton.language as tl
 #: Kernel launches made through this module's helpers, by kernel name.
 LAUNCHES: collections.Counter = collections.Counter()
 
-# Activation codes shared with the host code (csrc/activation_math.h uses the same order).
-LINEAR, RELU, LRELU, TANH, SOFTPLUS, SILU = -1, 0, 1, 2, 3, 4
-ACT_CODES = {"relu": RELU, "lrelu": LRELU, "tanh": TANH, "softplus": SOFTPLUS, "silu": SILU}
+# Activation codes, the same as csrc/activation_math.h's.
+RELU, LRELU, TANH, SOFTPLUS, SILU, SIGMOID, ELU, GELU, LINEAR = range(9)
+ACT_CODES = {"relu": RELU, "lrelu": LRELU, "tanh": TANH, "softplus": SOFTPLUS, "silu": SILU,
+             "sigmoid": SIGMOID, "elu": ELU, "gelu": GELU, "linear": LINEAR}
 SOFTPLUS_THRESHOLD = 20.0
 
 # Epilogues of _gemm_kernel.
@@ -68,6 +69,21 @@ def _activation(a, ALPHA: tl.constexpr, ACT: tl.constexpr):
         s = a * sg
         ds = sg * (1.0 + a * (1.0 - sg))
         d2s = sg * (1.0 - sg) * (2.0 + a * (1.0 - 2.0 * sg))
+    elif ACT == 5:  # sigmoid
+        s = _sigmoid(a)
+        ds = s * (1.0 - s)
+        d2s = ds * (1.0 - 2.0 * s)
+    elif ACT == 6:  # elu (scale ALPHA)
+        e = tl.exp(tl.minimum(a, zero))
+        s = tl.where(a > 0, a, ALPHA * (e - 1.0))
+        ds = tl.where(a > 0, one, ALPHA * e)
+        d2s = tl.where(a > 0, zero, ALPHA * e)
+    elif ACT == 7:  # gelu, the exact erf form
+        cdf = 0.5 * (1.0 + tl.math.erf(a * 0.70710678118654752440))
+        pdf = tl.exp(-0.5 * a * a) * 0.39894228040143267794
+        s = a * cdf
+        ds = cdf + a * pdf
+        d2s = pdf * (2.0 - a * a)
     else:  # linear
         s = a
         ds = one
@@ -83,6 +99,8 @@ def _derivative_from_saved(saved, ALPHA: tl.constexpr, ACT: tl.constexpr):
         return tl.where(saved > 0, zero + 1.0, zero)
     elif ACT == 1:
         return tl.where(saved > 0, zero + 1.0, zero + ALPHA)
+    elif ACT == 8:
+        return zero + 1.0
     else:
         return saved
 

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-ACT_NAMES = ["LINEAR", "RELU", "LRELU", "TANH", "SOFTPLUS", "SILU"]
+ACT_NAMES = ["RELU", "LRELU", "TANH", "SOFTPLUS", "SILU", "SIGMOID", "ELU", "GELU", "LINEAR"]
 
 
 def cases(K, O):
@@ -25,12 +25,12 @@ def cases(K, O):
                     HAS_ROWSUM=epilogue == K.EPI_STORE, FP64=False, IEEE=dtype == "*fp32",
                     BLOCK_M=blocks[0], BLOCK_N=blocks[1], BLOCK_K=blocks[2])
 
-    acts = [getattr(K, name) for name in ACT_NAMES]
+    acts = [getattr(K, name) for name in ("LINEAR", "RELU", "LRELU", "TANH", "SOFTPLUS", "SILU")]
     variants = ([(K.EPI_STORE, K.LINEAR)] + [(K.EPI_BIAS_ACT, a) for a in acts]
                 + [(K.EPI_ACT_GRAD, a) for a in acts[1:]])
     for dtype in ("*fp32", "*bf16"):
         for epilogue, act in variants:
-            yield (f"gemm epilogue {epilogue} act {ACT_NAMES[act + 1]} {dtype}", K._gemm_kernel,
+            yield (f"gemm epilogue {epilogue} act {ACT_NAMES[act]} {dtype}", K._gemm_kernel,
                    dtype, gemm(epilogue, act, dtype), 80)
         yield (f"penalty {dtype}", K._penalty_kernel, dtype,
                dict(LAM=10.0, CENTER=1.0, ONE_SIDED=True, FP64=False, BLOCK_M=32, BLOCK_D=64), 80)

@@ -47,6 +47,7 @@ void with_static_act(Act act, F&& f) {
     case Act::Tanh: f(std::integral_constant<Act, Act::Tanh>{}); break;
     case Act::Softplus: f(std::integral_constant<Act, Act::Softplus>{}); break;
     case Act::SiLU: f(std::integral_constant<Act, Act::SiLU>{}); break;
+    default: TORCH_CHECK(false, "fastgan: the fused critic has no activation ", static_cast<int>(act));
   }
 }
 

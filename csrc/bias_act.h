@@ -1,0 +1,37 @@
+// bias_act: fused bias add, activation, gain and clamp over any dense layout, the bias
+// broadcast along `dim`, with the two derivative kernels its nested autograd Functions
+// need. b may be undefined (no bias).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
+#include <c10/util/string_view.h>
+
+namespace fastgan {
+
+// y = clamp(gain * s(x + b), -clamp, clamp)
+at::Tensor bias_act(const at::Tensor& x, const c10::optional<at::Tensor>& b, int64_t dim,
+                    c10::string_view act, double alpha, double gain, double clamp);
+
+// dy * gain * s'(z) (0 where clamped), with z = ref + b, or, when ref_is_y, s' read
+// from the output ref (ReLU and leaky ReLU without clamp).
+at::Tensor bias_act_grad(const at::Tensor& dy, const at::Tensor& ref, const c10::optional<at::Tensor>& b,
+                         int64_t dim, c10::string_view act, double alpha, double gain, double clamp,
+                         bool ref_is_y);
+
+// p * q * gain * s''(z) (0 where clamped), z = x + b.
+at::Tensor bias_act_grad2(const at::Tensor& p, const at::Tensor& q, const at::Tensor& x,
+                          const c10::optional<at::Tensor>& b, int64_t dim, c10::string_view act,
+                          double alpha, double gain, double clamp);
+
+namespace detail {
+// The element loop shared by the three ops: mode 0 value, 1 slope, 2 curvature.
+struct BiasActLoop {
+  at::Tensor out, x, b, p, q;  // x: z's source (or y); p, q: the factors (dy, ...)
+  int64_t channels = 1, channel_stride = 1;
+  int mode = 0;
+  bool x_is_y = false;
+};
+}  // namespace detail
+
+}  // namespace fastgan

@@ -1,0 +1,132 @@
+"""bias_act: fused bias add, activation, gain and clamp, differentiable twice."""
+from __future__ import annotations
+
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from fastgan import _checks, _extension, backends, reference
+from fastgan.ops._dispatch import native_ops
+
+Tensor = torch.Tensor
+
+#: The activations, with their default ``alpha`` (the leaky-ReLU slope, the ELU scale).
+DEFAULT_ALPHA = {"linear": 0.0, "relu": 0.0, "lrelu": 0.2, "tanh": 0.0, "sigmoid": 0.0,
+                 "softplus": 0.0, "silu": 0.0, "elu": 1.0, "gelu": 0.0}
+
+
+def _other_dims(x: Tensor, dim: int):
+    return tuple(i for i in range(x.dim()) if i != dim)
+
+
+def _like(t: Tensor, ref: Tensor) -> Tensor:
+    """t with ref's memory layout (the kernels walk every operand in the same order)."""
+    return t if t.stride() == ref.stride() else torch.empty_like(ref).copy_(t)
+
+
+class _BiasAct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, impl, x, b, dim, act, alpha, gain, clamp):
+        y = impl.bias_act(x, b, dim, act, alpha, gain, clamp)
+        # Save the minimum: for ReLU-like activations without clamp, y's sign gives s'.
+        ref_is_y = act in ("relu", "lrelu") and clamp < 0 and gain > 0
+        ctx.save_for_backward(y if ref_is_y else x, b)
+        ctx.cfg = (impl, dim, act, alpha, gain, clamp, ref_is_y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        ref, b = ctx.saved_tensors
+        dx = _BiasActGrad.apply(dy, ref, b, *ctx.cfg)
+        db = dx.sum(_other_dims(dx, ctx.cfg[1])) if b is not None and ctx.needs_input_grad[2] else None
+        return None, dx, db, None, None, None, None, None
+
+
+class _BiasActGrad(torch.autograd.Function):
+    """dy * gain * s'(x + b); linear in dy, so its dy-derivative is itself."""
+
+    @staticmethod
+    def forward(ctx, dy, ref, b, impl, dim, act, alpha, gain, clamp, ref_is_y):
+        dy = _like(dy, ref)
+        ctx.save_for_backward(dy, ref, b)
+        ctx.cfg = (impl, dim, act, alpha, gain, clamp, ref_is_y)
+        return impl.bias_act_grad(dy, ref, b, dim, act, alpha, gain, clamp, ref_is_y)
+
+    @staticmethod
+    def backward(ctx, ggx):
+        dy, ref, b = ctx.saved_tensors
+        impl, dim, act, alpha, gain, clamp, ref_is_y = ctx.cfg
+        d_dy = _BiasActGrad.apply(ggx, ref, b, *ctx.cfg) if ctx.needs_input_grad[0] else None
+        d_ref = d_b = None
+        if not ref_is_y and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+            d_ref = _BiasActCurvature.apply(ggx, dy, ref, b, impl, dim, act, alpha, gain, clamp)
+            if b is not None and ctx.needs_input_grad[2]:
+                d_b = d_ref.sum(_other_dims(d_ref, dim))
+        return d_dy, d_ref, d_b, None, None, None, None, None, None, None
+
+
+class _BiasActCurvature(torch.autograd.Function):
+    """p * q * gain * s''(x + b): the second derivative's term; a third raises."""
+
+    @staticmethod
+    def forward(ctx, p, q, x, b, impl, dim, act, alpha, gain, clamp):
+        return impl.bias_act_grad2(_like(p, x), _like(q, x), x, b, dim, act, alpha, gain, clamp)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        raise RuntimeError("fastgan.ops.bias_act is differentiable twice; a third derivative "
+                           "is not implemented (use the eager backend for higher orders)")
+
+
+def bias_act(x: Tensor, b: Tensor | None = None, act: str = "lrelu", alpha: float | None = None,
+             gain: float | None = None, dim: int = 1, clamp: float | None = None) -> Tensor:
+    """``clamp(gain * act(x + b), -clamp, clamp)`` in one pass, the bias broadcast along
+    ``dim``, for any dense layout (NCHW, channels_last, NC, ...).
+
+    Activations: linear, relu, lrelu (``alpha`` = slope, default 0.2), tanh, sigmoid,
+    softplus, silu, elu (``alpha`` = scale, default 1), gelu (exact). ``gain`` defaults
+    to 1, ``clamp`` to none. Differentiable twice (nested autograd Functions); for ReLU
+    and leaky ReLU without clamp only the output is saved for the backward.
+    """
+    if act not in DEFAULT_ALPHA:
+        raise ValueError(f"unknown activation {act!r}; expected one of {', '.join(DEFAULT_ALPHA)}")
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    alpha = _checks.check_number(DEFAULT_ALPHA[act] if alpha is None else alpha, "alpha")
+    gain = _checks.check_number(1.0 if gain is None else gain, "gain")
+    clamp = -1.0 if clamp is None else _checks.check_number(clamp, "clamp", minimum=0.0)
+    if b is not None:
+        if x.dim() == 0:
+            raise ValueError("x must have the bias dimension")
+        dim = dim % x.dim()
+        if b.dim() != 1 or b.shape[0] != x.shape[dim]:
+            raise ValueError(f"b must have shape ({x.shape[dim]},) for dim {dim} of x {tuple(x.shape)}, "
+                             f"got {tuple(b.shape)}")
+        _checks.check_like(b, "b", x, "x")
+    allowed = _checks.CUDA_DTYPES if x.is_cuda else _checks.CPU_DTYPES
+    backend = backends.resolve(x.device)
+    if backend == "eager" or x.dtype not in allowed:
+        return reference.bias_act(x, b, act, alpha, gain, dim, None if clamp < 0 else clamp)
+    if not (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))):
+        x = x.contiguous()  # other layouts: one copy, then the dense kernel
+    return _BiasAct.apply(native_ops(backend), x, b, dim, act, alpha, gain, clamp)
+
+
+def _register_fake_impls() -> None:
+    @torch.library.register_fake("fastgan::bias_act")
+    def _(x, b, dim, act, alpha, gain, clamp):
+        return torch.empty_like(x)
+
+    @torch.library.register_fake("fastgan::bias_act_grad")
+    def _(dy, ref, b, dim, act, alpha, gain, clamp, ref_is_y):
+        return torch.empty_like(ref)
+
+    @torch.library.register_fake("fastgan::bias_act_grad2")
+    def _(p, q, x, b, dim, act, alpha, gain, clamp):
+        return torch.empty_like(x)
+
+
+if _extension.load_error() is None:
+    _register_fake_impls()
+
