@@ -5,8 +5,10 @@ import copy
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from fastgan.ops.bias_act import bias_act
 from fastgan.ops.critic import ACTIVATIONS, CriticLoss, critic_loss, mlp_critic
 
 Tensor = torch.Tensor
@@ -136,3 +138,120 @@ class FusedMLPCritic(nn.Sequential):
 
     def extra_repr(self) -> str:
         return f"activation={self.activation!r}"
+
+
+class BiasAct(nn.Module):
+    """A learned bias followed by an activation, fused: ``bias_act(x, self.bias, act)``.
+
+    ``num_channels`` is the size of ``dim`` (1 for NCHW, NHWC in channels_last memory
+    and NC alike; -1 for features last).
+    """
+
+    def __init__(self, num_channels: int, act: str = "lrelu", alpha: float | None = None,
+                 gain: float | None = None, clamp: float | None = None, dim: int = 1,
+                 *, device=None, dtype=None):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(num_channels, device=device, dtype=dtype))
+        self.act, self.alpha, self.gain, self.clamp, self.dim = act, alpha, gain, clamp, dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return bias_act(x, self.bias, self.act, self.alpha, self.gain, self.dim, self.clamp)
+
+    def extra_repr(self) -> str:
+        return f"{self.bias.shape[0]}, act={self.act!r}, dim={self.dim}"
+
+
+class FusedLinear(nn.Linear):
+    """``nn.Linear`` whose bias add and activation run as one fused ``bias_act``. Same
+    parameters and initialisation as ``nn.Linear``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str = "linear",
+                 alpha: float | None = None, gain: float | None = None, clamp: float | None = None,
+                 *, device=None, dtype=None):
+        super().__init__(in_features, out_features, bias, device=device, dtype=dtype)
+        self.act, self.alpha, self.gain, self.clamp = act, alpha, gain, clamp
+
+    def forward(self, x: Tensor) -> Tensor:
+        return bias_act(F.linear(x, self.weight), self.bias, self.act, self.alpha, self.gain,
+                        dim=-1, clamp=self.clamp)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, act={self.act!r}"
+
+
+class FusedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (torch's convolution, without its bias) followed by one fused
+    ``bias_act`` over the channels. Same parameters and initialisation as
+    ``nn.Conv2d``; works on NCHW and channels_last inputs."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, act: str = "linear", alpha: float | None = None,
+                 gain: float | None = None, clamp: float | None = None, *, device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias,
+                         device=device, dtype=dtype)
+        self.act, self.alpha, self.gain, self.clamp = act, alpha, gain, clamp
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self._conv_forward(x, self.weight, None)
+        return bias_act(y, self.bias, self.act, self.alpha, self.gain, dim=1, clamp=self.clamp)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, act={self.act!r}"
+
+
+class DCGANCritic(nn.Module):
+    """A DCGAN-style convolutional critic for square images of 8 to 64 pixels, built from
+    FusedConv2d: stride-2 4x4 convolutions with leaky ReLU, doubling the channels down
+    to 4x4, then a linear output. No BatchNorm (WGAN-GP's penalty is per sample);
+    ``layer_norm=True`` normalises each block's features per sample instead.
+    """
+
+    def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64,
+                 layer_norm: bool = False, negative_slope: float = 0.2, *, device=None, dtype=None):
+        super().__init__()
+        if image_size not in (8, 16, 32, 64):
+            raise ValueError(f"image_size must be 8, 16, 32 or 64, got {image_size}")
+        blocks, size, c_in, c_out = [], image_size, channels, width
+        while size > 4:
+            act = "linear" if layer_norm else "lrelu"
+            blocks.append(FusedConv2d(c_in, c_out, 4, 2, 1, act=act, alpha=negative_slope,
+                                      device=device, dtype=dtype))
+            size //= 2
+            if layer_norm:
+                blocks += [nn.LayerNorm([c_out, size, size], device=device, dtype=dtype),
+                           nn.LeakyReLU(negative_slope)]
+            c_in, c_out = c_out, c_out * 2
+        self.features = nn.Sequential(*blocks)
+        self.out = nn.Linear(c_in * 4 * 4, 1, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.features(x).flatten(1))
+
+
+class DCGANGenerator(nn.Module):
+    """A DCGAN generator for square images of 8 to 64 pixels: a linear map of the latent
+    to 4x4 features, then stride-2 transposed convolutions with BatchNorm and ReLU,
+    halving the channels, and a tanh image."""
+
+    def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3,
+                 width: int = 64, *, device=None, dtype=None):
+        super().__init__()
+        if image_size not in (8, 16, 32, 64):
+            raise ValueError(f"image_size must be 8, 16, 32 or 64, got {image_size}")
+        ups = {8: 1, 16: 2, 32: 3, 64: 4}[image_size]
+        c = width * 2 ** (ups - 1)
+        kw = dict(device=device, dtype=dtype)
+        self.latent_dim, self.c0 = latent_dim, c
+        self.project = nn.Sequential(nn.Linear(latent_dim, c * 16, **kw), nn.BatchNorm1d(c * 16, **kw),
+                                     nn.ReLU())
+        layers = []
+        for i in range(ups):
+            last = i == ups - 1
+            c_out = channels if last else c // 2
+            layers.append(nn.ConvTranspose2d(c, c_out, 4, 2, 1, **kw))
+            layers += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out, **kw), nn.ReLU()]
+            c = c_out
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(self.project(z).view(-1, self.c0, 4, 4))

@@ -13,7 +13,7 @@ import sys
 ACT_NAMES = ["RELU", "LRELU", "TANH", "SOFTPLUS", "SILU", "SIGMOID", "ELU", "GELU", "LINEAR"]
 
 
-def cases(K, O):
+def cases(K, O, A):
     """(name, kernel, pointer type, constexprs, arch) for every kernel variant used."""
 
     def gemm(epilogue, act, dtype, blocks=(64, 64, 32)):
@@ -41,6 +41,11 @@ def cases(K, O):
                dict(WEIGHT_DECAY=True, CENTERED=True, BLOCK=1024), 80)
         yield (f"rmsprop update {dtype}", O._update_kernel, dtype,
                dict(WEIGHT_DECAY=True, MOMENTUM=True, CLIP=True, BLOCK=1024), 80)
+        for act in ("GELU", "ELU", "SIGMOID", "LRELU", "LINEAR"):
+            for mode in (0, 1, 2):
+                yield (f"bias_act {act} mode {mode} {dtype}", A._bias_act_kernel, dtype,
+                       dict(ALPHA=0.2, GAIN=1.4, CLAMP=256.0, ACT=getattr(K, act), MODE=mode,
+                            HAS_B=True, X_IS_Y=False, FP64=False, BLOCK=1024), 80)
     for blocks in ((16, 16, 16), (64, 64, 32)):
         yield (f"gemm sm_90 fp16 blocks {blocks}", K._gemm_kernel, "*fp16",
                gemm(K.EPI_ACT_GRAD, K.LRELU, "*fp16", blocks), 90)
@@ -51,10 +56,11 @@ def compile_all():
     from triton.compiler import ASTSource, compile as triton_compile
 
     from fastgan.kernels import critic as K
+    from fastgan.kernels import bias_act as A
     from fastgan.kernels import optim as O
 
     failures = 0
-    for name, fn, ptr_type, constexprs, arch in cases(K, O):
+    for name, fn, ptr_type, constexprs, arch in cases(K, O, A):
         sig = {}
         for arg in fn.arg_names:
             if arg in constexprs:
@@ -77,7 +83,7 @@ def test_triton_kernels_compile_for_sm80_and_sm90():
     env = dict(os.environ, TRITON_INTERPRET="0")
     out = subprocess.run([sys.executable, __file__], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("ok   ") == 36, out.stdout
+    assert out.stdout.count("ok   ") == 66, out.stdout
 
 
 if __name__ == "__main__":
