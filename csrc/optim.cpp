@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/sqrt.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -22,7 +23,24 @@ void clipped_rmsprop_(at::TensorList params, at::TensorList grads, at::TensorLis
 }  // namespace cuda
 #endif
 
+// The RMSprop step's element loops, for the baseline ISA and for AVX2 + FMA.
+namespace baseline {
+#include "cpu/rmsprop_loops.h"
+}  // namespace baseline
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace fma_build {
+#include "cpu/rmsprop_loops.h"
+}  // namespace fma_build
+#pragma GCC pop_options
+
 namespace {
+
+bool use_fma() {
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+}
 
 // Every list has the length of params (or is empty where allowed), and every tensor is
 // contiguous, of params[0]'s dtype and device, and of its param's size.
@@ -87,7 +105,7 @@ void clip_(at::TensorList params, double c) {
     const auto hi = static_cast<scalar_t>(c), lo = static_cast<scalar_t>(-c);
     for_each_chunk(params, [&](size_t i, int64_t begin, int64_t end) {
       scalar_t* p = params[i].data_ptr<scalar_t>();
-      for (int64_t j = begin; j < end; ++j) p[j] = p[j] < lo ? lo : (p[j] > hi ? hi : p[j]);
+      for (int64_t j = begin; j < end; ++j) p[j] = std::min(std::max(p[j], lo), hi);  // NaN stays NaN
     });
   });
 }
@@ -120,26 +138,17 @@ void clipped_rmsprop_(at::TensorList params, at::TensorList grads, at::TensorLis
   at::Tensor roots = at::empty({total}, params[0].options());
   AT_DISPATCH_FLOATING_TYPES(params[0].scalar_type(), "fastgan_clipped_rmsprop_cpu", [&] {
     scalar_t* r = roots.data_ptr<scalar_t>();
+    const bool fma_isa = use_fma();
     for_each_chunk(params, [&](size_t i, int64_t begin, int64_t end) {
-      const scalar_t* p = params[i].data_ptr<scalar_t>();
-      const scalar_t* g = grads[i].data_ptr<scalar_t>();
-      scalar_t* sa = square_avgs[i].data_ptr<scalar_t>();
-      scalar_t* ga = centered ? grad_avgs[i].data_ptr<scalar_t>() : nullptr;
-      for (int64_t j = begin; j < end; ++j) {
-        scalar_t grad = g[j];
-        r[offsets[i] + j] = rmsprop_radicand(p[j], grad, sa[j], ga ? ga + j : nullptr, cfg);
-      }
+      auto rows = fma_isa ? fma_build::radicands<scalar_t> : baseline::radicands<scalar_t>;
+      rows(params[i].data_ptr<scalar_t>(), grads[i].data_ptr<scalar_t>(), square_avgs[i].data_ptr<scalar_t>(),
+           centered ? grad_avgs[i].data_ptr<scalar_t>() : nullptr, r + offsets[i], begin, end, cfg);
     });
     roots.sqrt_();
     for_each_chunk(params, [&](size_t i, int64_t begin, int64_t end) {
-      scalar_t* p = params[i].data_ptr<scalar_t>();
-      const scalar_t* g = grads[i].data_ptr<scalar_t>();
-      scalar_t* mb = momentum > 0 ? momentum_buffers[i].data_ptr<scalar_t>() : nullptr;
-      const scalar_t wd = static_cast<scalar_t>(weight_decay);
-      for (int64_t j = begin; j < end; ++j) {
-        const scalar_t grad = weight_decay != 0 ? fma(wd, p[j], g[j]) : g[j];
-        rmsprop_update(p[j], grad, r[offsets[i] + j], mb ? mb + j : nullptr, cfg);
-      }
+      auto rows = fma_isa ? fma_build::updates<scalar_t> : baseline::updates<scalar_t>;
+      rows(params[i].data_ptr<scalar_t>(), grads[i].data_ptr<scalar_t>(), r + offsets[i],
+           momentum > 0 ? momentum_buffers[i].data_ptr<scalar_t>() : nullptr, begin, end, cfg);
     });
   });
 }
