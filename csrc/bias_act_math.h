@@ -16,7 +16,7 @@ struct BiasActSpec {
 // gradient on [-clamp, clamp], ends included).
 template <typename T>
 FASTGAN_HD T bias_act_value(T z, const BiasActSpec& spec, T* slope = nullptr, T* curvature = nullptr) {
-  T s, ds, d2s;
+  T s = T(0), ds = T(0), d2s = T(0);  // set by activation(); zeroed for the compiler
   activation(spec.act, static_cast<T>(spec.alpha), z, s, ds, d2s);
   const T gain = static_cast<T>(spec.gain), y = gain * s;
   const bool inside = spec.clamp < 0 || (y <= static_cast<T>(spec.clamp) && y >= static_cast<T>(-spec.clamp));

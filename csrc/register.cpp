@@ -32,7 +32,11 @@ TORCH_LIBRARY(fastgan, m) {
       "float gain, float clamp) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
+namespace {
+
+// The ops' kernels are device-generic (they dispatch their epilogues per device), so
+// the CPU and CUDA keys register the same functions.
+void register_kernels(torch::Library& m) {
   m.impl("mlp_forward", &fastgan::mlp_forward);
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
@@ -44,18 +48,12 @@ TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
   m.impl("bias_act_grad2", &fastgan::bias_act_grad2);
 }
 
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastgan, CPU, m) { register_kernels(m); }
+
 #ifdef FASTGAN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
-  m.impl("mlp_forward", &fastgan::mlp_forward);
-  m.impl("mlp_backward", &fastgan::mlp_backward);
-  m.impl("critic_step", &fastgan::critic_step);
-  m.impl("row_penalty", &fastgan::row_penalty);
-  m.impl("clip_", &fastgan::clip_);
-  m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
-  m.impl("bias_act", &fastgan::bias_act);
-  m.impl("bias_act_grad", &fastgan::bias_act_grad);
-  m.impl("bias_act_grad2", &fastgan::bias_act_grad2);
-}
+TORCH_LIBRARY_IMPL(fastgan, CUDA, m) { register_kernels(m); }
 #endif
 
 // Importing fastgan._C runs the registrations above; the module itself is empty.

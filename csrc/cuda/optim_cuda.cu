@@ -69,12 +69,22 @@ void for_each_table(const std::vector<at::TensorList>& lists, Launch&& launch) {
   if (blocks > 0) launch(table, blocks);
 }
 
+// This block's tensor and element range.
+struct BlockChunk {
+  int tensor;
+  int64_t begin, end;
+};
+
+__device__ BlockChunk block_chunk(const ChunkTable& table) {
+  const int t = table.block_tensor[blockIdx.x];
+  const int64_t begin = static_cast<int64_t>(table.block_chunk[blockIdx.x]) * kChunk;
+  return {t, begin, min(table.sizes[t], begin + kChunk)};
+}
+
 template <typename scalar_t>
 __global__ void clip_kernel(ChunkTable table, double c) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int t = table.block_tensor[blockIdx.x];
-  const int64_t begin = static_cast<int64_t>(table.block_chunk[blockIdx.x]) * kChunk;
-  const int64_t end = min(table.sizes[t], begin + kChunk);
+  const auto [t, begin, end] = block_chunk(table);
   scalar_t* p = static_cast<scalar_t*>(table.ptrs[0][t]);
   const acc_t hi = static_cast<acc_t>(c), lo = -hi;
   for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
@@ -86,9 +96,7 @@ __global__ void clip_kernel(ChunkTable table, double c) {
 template <typename scalar_t>
 __global__ void rmsprop_kernel(ChunkTable table, RMSpropConfig cfg) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int t = table.block_tensor[blockIdx.x];
-  const int64_t begin = static_cast<int64_t>(table.block_chunk[blockIdx.x]) * kChunk;
-  const int64_t end = min(table.sizes[t], begin + kChunk);
+  const auto [t, begin, end] = block_chunk(table);
   scalar_t* p = static_cast<scalar_t*>(table.ptrs[0][t]);
   const scalar_t* g = static_cast<const scalar_t*>(table.ptrs[1][t]);
   scalar_t* sa = static_cast<scalar_t*>(table.ptrs[2][t]);
