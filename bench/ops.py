@@ -9,7 +9,12 @@ one process (candidates interleaved repetition by repetition):
   ``torch._foreach_clamp_min_/max_``;
 * ClippedRMSprop vs ``torch.optim.RMSprop(foreach=True)`` followed by ``clamp_``.
 
-    python bench/ops.py [--reps 30] [--out bench/results]
+    python bench/ops.py [--reps 30] [--suites bias_act gradient_penalty clip_ ClippedRMSprop]
+                        [--out bench/results]
+
+Suites run in the order given, in one process: earlier suites change the state of the
+allocator the later ones see (large frees raise glibc's mmap threshold), so a suite run
+alone can read differently from the same suite after ``bias_act``.
 """
 from __future__ import annotations
 
@@ -128,6 +133,10 @@ def rmsprop_cases():
     yield "ClippedRMSprop", "DCGAN 64x64 critic parameters", {"torch": torch_step, "fastgan": f_opt.step}
 
 
+SUITES = {"bias_act": bias_act_cases, "gradient_penalty": penalty_cases, "clip_": clip_cases,
+          "ClippedRMSprop": rmsprop_cases}
+
+
 def measure(candidates, reps, warmup):
     for fn in candidates.values():
         for _ in range(warmup):
@@ -146,11 +155,12 @@ def main():
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    parser.add_argument("--suites", nargs="+", choices=list(SUITES), default=list(SUITES))
     args = parser.parse_args()
     if "cpu" not in fastgan.available_backends():
         sys.exit("fastgan's C++ extension is not built: run `make build` first")
     rows = []
-    for make_cases in (bias_act_cases, penalty_cases, clip_cases, rmsprop_cases):
+    for make_cases in (SUITES[name] for name in args.suites):
         for suite, case, candidates in make_cases():
             times = measure(candidates, args.reps, args.warmup)
             base = statistics.median(times["torch"])
@@ -176,7 +186,8 @@ def main():
                ("median ms (p20-p80)", lambda r: f"{r['median_ms']:.3f} ({r['p20_ms']:.3f}-{r['p80_ms']:.3f})"),
                ("torch / this", lambda r: f"{r['torch_over_this']:.2f}x")]
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
-    write_results(rows, args.out, "ops", command, preamble, columns)
+    stem = "ops" if args.suites == list(SUITES) else "ops_" + "_".join(args.suites)
+    write_results(rows, args.out, stem, command, preamble, columns)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu/isa.h"
 #include "optim_math.h"
 
 namespace fastgan {
@@ -36,11 +37,6 @@ namespace fma_build {
 #pragma GCC pop_options
 
 namespace {
-
-bool use_fma() {
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return supported;
-}
 
 // Every list has the length of params (or is empty where allowed), and every tensor is
 // contiguous, of params[0]'s dtype and device, and of its param's size.
@@ -138,7 +134,7 @@ void clipped_rmsprop_(at::TensorList params, at::TensorList grads, at::TensorLis
   at::Tensor roots = at::empty({total}, params[0].options());
   AT_DISPATCH_FLOATING_TYPES(params[0].scalar_type(), "fastgan_clipped_rmsprop_cpu", [&] {
     scalar_t* r = roots.data_ptr<scalar_t>();
-    const bool fma_isa = use_fma();
+    const bool fma_isa = cpu::has_avx2_fma();
     for_each_chunk(params, [&](size_t i, int64_t begin, int64_t end) {
       auto rows = fma_isa ? fma_build::radicands<scalar_t> : baseline::radicands<scalar_t>;
       rows(params[i].data_ptr<scalar_t>(), grads[i].data_ptr<scalar_t>(), square_avgs[i].data_ptr<scalar_t>(),

@@ -1,5 +1,6 @@
 // Registers the ops of fastgan._C with the PyTorch dispatcher, and the Python module
 // that loads them.
+#include <ATen/core/grad_mode.h>
 #include <Python.h>
 #include <torch/library.h>
 
@@ -48,7 +49,40 @@ void register_kernels(torch::Library& m) {
   m.impl("bias_act_grad2", &fastgan::bias_act_grad2);
 }
 
+// The Autograd kernel of the ops that have no derivative of their own: the fused critic
+// (differentiable through fastgan.FusedMLPCritic's Functions, which call these ops with
+// autograd off) and the in-place optimiser ops. Called with grad mode on and an input
+// that requires grad, they raise instead of handing back outputs whose gradient would
+// be silently missing; otherwise they run the kernel below autograd.
+void refuse_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, torch::jit::Stack* stack) {
+  if (at::GradMode::is_enabled()) {
+    const size_t n = op.schema().arguments().size();
+    auto requires_grad = [](const c10::IValue& v) {
+      if (v.isTensor()) return v.toTensor().requires_grad();
+      if (v.isTensorList()) {
+        for (const at::Tensor& t : v.toTensorList()) {
+          if (t.requires_grad()) return true;
+        }
+      }
+      return false;
+    };
+    for (const c10::IValue& v : torch::jit::last(*stack, n)) {
+      TORCH_CHECK(!requires_grad(v), op.schema().name(),
+                  " has no autograd formula: call it under torch.no_grad() or on detached tensors, "
+                  "or use the differentiable fastgan API (fastgan.FusedMLPCritic, fastgan.ops.clip_, "
+                  "fastgan.ClippedRMSprop)");
+    }
+  }
+  op.redispatchBoxed(keys & c10::after_autograd_keyset, stack);
+}
+
 }  // namespace
+
+TORCH_LIBRARY_IMPL(fastgan, Autograd, m) {
+  for (const char* name : {"mlp_forward", "mlp_backward", "critic_step", "clip_", "clipped_rmsprop_"}) {
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&refuse_autograd>());
+  }
+}
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) { register_kernels(m); }
 

@@ -26,6 +26,7 @@ def main():
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
+    data = eight_gaussians()
     critic = fastgan.FusedMLPCritic(2, (512, 512, 512), activation="relu")
     generator = nn.Sequential(nn.Linear(2, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                               nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 2))
@@ -41,7 +42,7 @@ def main():
     history = []
     for step in range(1, args.steps + 1):
         for _ in range(5):
-            real = eight_gaussians(args.batch)
+            real = data.sample(args.batch)
             with torch.no_grad():
                 fake = generator(torch.randn(args.batch, 2))
             opt_d.zero_grad(set_to_none=True)
@@ -65,7 +66,7 @@ def main():
             count = 0
     with torch.no_grad():
         samples = generator(torch.randn(1024, 2))
-    plot(history, eight_gaussians(1024), samples, args.out)
+    plot(history, data.sample(1024), samples, args.out)
 
 
 def plot(history, real, fake, out_dir):

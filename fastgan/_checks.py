@@ -27,12 +27,17 @@ def check_like(t: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> 
         raise TypeError(f"{name} has dtype {t.dtype} but {ref_name} has dtype {ref.dtype}")
 
 
-def check_finite(t: torch.Tensor, name: str) -> None:
-    """``t`` holds no NaN or infinity. Skipped while a CUDA graph is being captured: the
+def all_finite(t: torch.Tensor) -> bool:
+    """``t`` holds no NaN or infinity. True while a CUDA graph is being captured: the
     check reads the data back, which a capture cannot do."""
     if t.is_cuda and torch.cuda.is_current_stream_capturing():
-        return
-    if not bool(torch.isfinite(t).all()):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """Raises if ``t`` holds a NaN or an infinity (see :func:`all_finite`)."""
+    if not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinite values")
 
 

@@ -22,7 +22,19 @@ def _check_batch(name: str, t: Tensor) -> None:
         raise ValueError(f"{name} must be a non-empty batch (B, ...), got {getattr(t, 'shape', t)}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be floating, got {t.dtype}")
-    _checks.check_finite(t, name)
+
+
+def _check_sources(x: Tensor, **sources: Tensor) -> None:
+    """x, computed from ``sources``, is finite; else names the source that is not.
+    Usually one reduction: a NaN or an infinity in any source reaches x (lerp multiplies
+    it by its weight, 0 * inf is NaN) and then x's sum; only a non-finite sum (or one
+    that overflowed) leads to the element-wise checks."""
+    if _checks.all_finite(x.sum()):
+        return
+    for name, t in sources.items():
+        _checks.check_finite(t, name)
+    if not _checks.all_finite(x):
+        raise ValueError("the interpolates contain NaN or infinite values")
 
 
 def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -62,6 +74,7 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     _checks.check_like(fake, "fake", real, "real")
     lam = _checks.check_number(lam, "lam", minimum=0.0)
     x_hat = torch.lerp(fake.detach(), real.detach(), _eps(eps, real))
+    _check_sources(x_hat, real=real, fake=fake)
     return lam * row_penalty(_input_gradient(critic, x_hat), center, one_sided)
 
 
@@ -69,6 +82,7 @@ def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, gamma: float = 
     """The R1 penalty (Mescheder et al. 2018) on real data: ``gamma / 2 * mean_i
     ||grad D(real_i)||^2``."""
     _check_batch("real", real)
+    _checks.check_finite(real, "real")
     gamma = _checks.check_number(gamma, "gamma", minimum=0.0)
     return 0.5 * gamma * row_penalty(_input_gradient(critic, real), center=0.0)
 
@@ -86,4 +100,5 @@ def dragan_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, lam: float 
         raise ValueError(f"noise must be shaped like real {tuple(real.shape)}, got {tuple(noise.shape)}")
     real = real.detach()
     perturbed = real + _checks.check_number(c, "c") * real.std() * noise
+    _check_sources(perturbed, real=real, noise=noise)
     return gradient_penalty(critic, perturbed, real, lam=lam, eps=eps, center=center)

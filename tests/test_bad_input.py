@@ -142,7 +142,7 @@ def test_bad_param_list(backend):
 def test_extension_checks_shapes_itself():
     # The C++ op validates too, for callers that go around the Python layer.
     critic = make_critic(3, (6, 5), "lrelu", dtype=torch.float32)
-    params = list(critic.parameters())
+    params = [p.detach() for p in critic.parameters()]
     params[2] = torch.randn(5, 4)
     with pytest.raises(RuntimeError, match="weight 1 has shape"):
         torch.ops.fastgan.mlp_forward(torch.randn(2, 3), params, "lrelu", 0.2)

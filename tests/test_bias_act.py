@@ -107,8 +107,11 @@ def test_relu_saves_only_its_output(backend):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         y = bias_act(x, b, "lrelu", dim=dim)
-    assert len(saved) == 2 and saved[0] is y  # the output (its sign) and the bias slot
-    assert saved[1] is None or saved[1].numel() == 7
+    # the output (its sign), then the bias (and, for the Triton Functions, its expanded
+    # view): the bias's memory only
+    assert len(saved) == (3 if backend == "triton" else 2) and saved[0] is y
+    for t in saved[1:]:
+        assert t is None or t.untyped_storage().nbytes() == 7 * x.element_size()
 
 
 def test_third_derivative_raises_clearly():
@@ -119,17 +122,6 @@ def test_third_derivative_raises_clearly():
         (gg,) = torch.autograd.grad(g.sum(), x, create_graph=True)
         with pytest.raises(RuntimeError, match="differentiable twice"):
             torch.autograd.grad(gg.sum(), x)
-
-
-def test_opcheck_on_the_registered_ops():
-    x, b, _ = make("nhwc", dtype=torch.float32)
-    dy = torch.randn_like(x)
-    for op, args in [
-        (torch.ops.fastgan.bias_act.default, (x, b, 1, "silu", 0.0, 1.0, -1.0)),
-        (torch.ops.fastgan.bias_act_grad.default, (dy, x, b, 1, "silu", 0.0, 1.0, -1.0, False)),
-        (torch.ops.fastgan.bias_act_grad2.default, (dy, dy, x, b, 1, "silu", 0.0, 1.0, -1.0)),
-    ]:
-        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
 
 
 @pytest.mark.parametrize("kw,match", [

@@ -31,18 +31,6 @@ def test_auto_uses_the_extension_on_cpu():
         assert fastgan.backends.resolve(torch.device("cpu")) == "cpu"
 
 
-def test_fake_impls_give_output_shapes():
-    critic = fastgan.FusedMLPCritic(3, (5, 4), "tanh")
-    x = torch.randn(6, 3)
-    real, fake, eps = torch.randn(6, 3), torch.randn(6, 3), torch.rand(6)
-    params = list(critic.parameters())
-    for op, args in [
-        (torch.ops.fastgan.mlp_forward.default, (x, params, "tanh", 0.0)),
-        (torch.ops.fastgan.critic_step.default, (real, fake, eps, params, "tanh", 0.0, 10.0, 1.0, False, True)),
-    ]:
-        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
-
-
 def test_triton_kernels_package_is_installed_as_fastgan_kernels():
     import fastgan.kernels
     assert fastgan.kernels.__file__.endswith(os.path.join("kernels", "__init__.py"))

@@ -123,13 +123,3 @@ def test_clipped_rmsprop_without_clip_is_rmsprop():
         ps, qs, _, _ = run_pair({}, torch.float64, steps=10, lr=0.05, clip=None)
     assert max(p.abs().max().item() for p in ps) > 0.1  # beyond any clip: no clamp happened
     assert all(torch.equal(p, q) for p, q in zip(ps, qs))
-
-
-def test_list_ops_opcheck():
-    ps = [torch.randn(5), torch.randn(3, 2)]
-    torch.library.opcheck(torch.ops.fastgan.clip_.default, (ps, 0.1), test_utils=("test_schema",))
-    grads = [torch.randn_like(p) for p in ps]
-    sas = [torch.rand_like(p) for p in ps]
-    torch.library.opcheck(torch.ops.fastgan.clipped_rmsprop_.default,
-                          (ps, grads, sas, [], [], 1e-3, 0.99, 1e-8, 0.0, 0.0, False, 0.01),
-                          test_utils=("test_schema",))

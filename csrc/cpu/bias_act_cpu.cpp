@@ -1,95 +1,117 @@
-// bias_act's CPU element loop. A dense tensor's memory is [outer][channels][inner] with
-// inner = stride[dim], so the loop nest walks it without a division per element, the
-// innermost loop running over elements that share a bias (or, for channels-last
-// layouts, over the channels).
+// bias_act's CPU kernels. A dense tensor's memory is [outer][channels][inner] with
+// inner = stride[dim], so it splits into runs of elements that share a bias (inner > 1)
+// or that walk the bias vector (channels last, NC matrices); the runs go to the
+// intra-op thread pool, each to a loop from bias_act_loops.h.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
 #include "../bias_act.h"
 #include "../bias_act_math.h"
+#include "isa.h"
 
 namespace fastgan {
 namespace cpu {
-namespace {
 
-template <typename scalar_t, int kMode, Act A>
-struct Element {
-  const detail::BiasActLoop& loop;
-  BiasActSpec spec;  // a copy whose act is the constant A, so the activation's switch folds away
-  scalar_t* out;
-  const scalar_t *x, *p, *q;
-
-  void operator()(int64_t o, scalar_t bias) const {
-    const scalar_t z = x[o] + bias;
-    if (kMode == 0) {
-      out[o] = bias_act_value(z, spec);
-    } else if (kMode == 1) {
-      scalar_t slope;
-      if (loop.x_is_y) {
-        slope = bias_act_slope_from_output(x[o], spec);
-      } else {
-        bias_act_value(z, spec, &slope);
-      }
-      out[o] = p[o] * slope;
-    } else {
-      scalar_t curvature;
-      bias_act_value(z, spec, static_cast<scalar_t*>(nullptr), &curvature);
-      out[o] = p[o] * q[o] * curvature;
-    }
-  }
+template <typename T>
+struct RunConstants {
+  T alpha, gain, clamp;
 };
 
-template <typename scalar_t, int kMode, Act A>
-void loop_elements(const detail::BiasActLoop& loop, BiasActSpec spec) {
-  spec.act = A;
-  const Element<scalar_t, kMode, A> element{
-      loop, spec, loop.out.data_ptr<scalar_t>(), loop.x.data_ptr<scalar_t>(),
-      loop.p.defined() ? loop.p.data_ptr<scalar_t>() : nullptr,
-      loop.q.defined() ? loop.q.data_ptr<scalar_t>() : nullptr};
-  const scalar_t* b = loop.b.defined() ? loop.b.data_ptr<scalar_t>() : nullptr;
-  const int64_t channels = loop.channels, inner = loop.channel_stride;
-  const int64_t rows = loop.out.numel() / (channels * inner);  // [outer][channels]
-  if (inner == 1) {  // channels last: the channel varies fastest
-    at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / channels), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        for (int64_t c = 0; c < channels; ++c) element(r * channels + c, b ? b[c] : scalar_t(0));
-      }
-    });
-    return;
+namespace baseline {
+#include "bias_act_loops.h"
+}  // namespace baseline
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "bias_act_loops.h"
+}  // namespace avx2
+#pragma GCC pop_options
+
+namespace {
+
+template <typename T>
+using RunFn = void (*)(T*, const T*, const T*, const T*, const T*, int64_t, const RunConstants<T>&);
+
+constexpr int64_t kGrainElements = 16384;
+
+// The run loop for one mode, activation, clamp setting and bias arrangement.
+template <typename T, Act A, bool kClamp, bool kBiasVector>
+RunFn<T> pick_run(const detail::BiasActLoop& loop) {
+  const bool wide = has_avx2_fma();
+  switch (loop.mode) {
+    case 0:
+      return wide ? avx2::value_run<A, kClamp, kBiasVector, T> : baseline::value_run<A, kClamp, kBiasVector, T>;
+    case 1:
+      if (loop.x_is_y) return wide ? avx2::slope_from_output_run<A, T> : baseline::slope_from_output_run<A, T>;
+      return wide ? avx2::derivative_run<1, A, kClamp, kBiasVector, T>
+                  : baseline::derivative_run<1, A, kClamp, kBiasVector, T>;
+    default:
+      return wide ? avx2::derivative_run<2, A, kClamp, kBiasVector, T>
+                  : baseline::derivative_run<2, A, kClamp, kBiasVector, T>;
   }
-  at::parallel_for(0, rows * channels, std::max<int64_t>(1, 16384 / inner), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const scalar_t bias = b ? b[r % channels] : scalar_t(0);
-      for (int64_t o = r * inner, stop = o + inner; o < stop; ++o) element(o, bias);
-    }
-  });
+}
+
+template <typename T, Act A>
+RunFn<T> pick_run(const detail::BiasActLoop& loop, bool clamp, bool bias_vector) {
+  if (clamp) return bias_vector ? pick_run<T, A, true, true>(loop) : pick_run<T, A, true, false>(loop);
+  return bias_vector ? pick_run<T, A, false, true>(loop) : pick_run<T, A, false, false>(loop);
+}
+
+template <typename T>
+RunFn<T> pick_run(const detail::BiasActLoop& loop, Act act, bool clamp, bool bias_vector) {
+  switch (act) {
+    case Act::ReLU: return pick_run<T, Act::ReLU>(loop, clamp, bias_vector);
+    case Act::LeakyReLU: return pick_run<T, Act::LeakyReLU>(loop, clamp, bias_vector);
+    case Act::Tanh: return pick_run<T, Act::Tanh>(loop, clamp, bias_vector);
+    case Act::Softplus: return pick_run<T, Act::Softplus>(loop, clamp, bias_vector);
+    case Act::SiLU: return pick_run<T, Act::SiLU>(loop, clamp, bias_vector);
+    case Act::Sigmoid: return pick_run<T, Act::Sigmoid>(loop, clamp, bias_vector);
+    case Act::ELU: return pick_run<T, Act::ELU>(loop, clamp, bias_vector);
+    case Act::GELU: return pick_run<T, Act::GELU>(loop, clamp, bias_vector);
+    case Act::Linear: return pick_run<T, Act::Linear>(loop, clamp, bias_vector);
+  }
+  TORCH_CHECK(false, "fastgan: bias_act has no activation ", static_cast<int>(act));
+}
+
+template <typename T>
+const T* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
+
+// Splits the tensor into runs and hands them to the thread pool.
+template <typename T>
+void run_all(const detail::BiasActLoop& loop, const BiasActSpec& spec) {
+  const bool has_bias = loop.b.defined();
+  const int64_t channels = loop.channels, inner = loop.channel_stride, numel = loop.out.numel();
+  const bool bias_vector = has_bias && inner == 1;
+  const RunFn<T> run = pick_run<T>(loop, spec.act, spec.clamp >= 0, bias_vector);
+  const RunConstants<T> k{static_cast<T>(spec.alpha), static_cast<T>(spec.gain), static_cast<T>(spec.clamp)};
+  T* out = loop.out.data_ptr<T>();
+  const T *x = loop.x.data_ptr<T>(), *p = data_or_null<T>(loop.p), *q = data_or_null<T>(loop.q);
+  const T zero = T(0);
+  const T* b = has_bias ? loop.b.data_ptr<T>() : &zero;
+  // run(offset, length, bias of the run), with the operands that exist offset alike
+  auto call = [&](int64_t o, int64_t n, const T* bias) {
+    run(out + o, x + o, p ? p + o : nullptr, q ? q + o : nullptr, bias, n, k);
+  };
+  if (!has_bias) {  // one run over everything, cut into grains
+    at::parallel_for(0, numel, kGrainElements, [&](int64_t begin, int64_t end) { call(begin, end - begin, b); });
+  } else if (bias_vector) {  // rows of `channels` elements
+    at::parallel_for(0, numel / channels, std::max<int64_t>(1, kGrainElements / channels),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t r = begin; r < end; ++r) call(r * channels, channels, b);
+                     });
+  } else {  // planes of `inner` elements, one channel each
+    at::parallel_for(0, numel / inner, std::max<int64_t>(1, kGrainElements / inner),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t r = begin; r < end; ++r) call(r * inner, inner, b + r % channels);
+                     });
+  }
 }
 
 }  // namespace
 
-template <typename scalar_t, Act A>
-void run_mode(const detail::BiasActLoop& loop, const BiasActSpec& spec) {
-  switch (loop.mode) {
-    case 0: loop_elements<scalar_t, 0, A>(loop, spec); break;
-    case 1: loop_elements<scalar_t, 1, A>(loop, spec); break;
-    default: loop_elements<scalar_t, 2, A>(loop, spec); break;
-  }
-}
-
 void bias_act_loop(const detail::BiasActLoop& loop, const BiasActSpec& spec) {
-  AT_DISPATCH_FLOATING_TYPES(loop.out.scalar_type(), "fastgan_bias_act_cpu", [&] {
-    switch (spec.act) {
-      case Act::ReLU: run_mode<scalar_t, Act::ReLU>(loop, spec); break;
-      case Act::LeakyReLU: run_mode<scalar_t, Act::LeakyReLU>(loop, spec); break;
-      case Act::Tanh: run_mode<scalar_t, Act::Tanh>(loop, spec); break;
-      case Act::Softplus: run_mode<scalar_t, Act::Softplus>(loop, spec); break;
-      case Act::SiLU: run_mode<scalar_t, Act::SiLU>(loop, spec); break;
-      case Act::Sigmoid: run_mode<scalar_t, Act::Sigmoid>(loop, spec); break;
-      case Act::ELU: run_mode<scalar_t, Act::ELU>(loop, spec); break;
-      case Act::GELU: run_mode<scalar_t, Act::GELU>(loop, spec); break;
-      case Act::Linear: run_mode<scalar_t, Act::Linear>(loop, spec); break;
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES(loop.out.scalar_type(), "fastgan_bias_act_cpu", [&] { run_all<scalar_t>(loop, spec); });
 }
 
 }  // namespace cpu

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../epilogues.h"
+#include "isa.h"
 
 namespace fastgan {
 namespace cpu {
@@ -29,11 +30,6 @@ namespace {
 constexpr int64_t kGrainElements = 32768;
 
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrainElements / std::max<int64_t>(cols, 1)); }
-
-bool use_avx2() {
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return supported;
-}
 
 template <typename T>
 T* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
@@ -65,7 +61,7 @@ void bias_act_forward(const BiasActForward& args, ActSpec spec) {
     with_static_act(spec.act, [&](auto act_c) {
       constexpr Act A = decltype(act_c)::value;
       at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
-        auto rows_fn = use_avx2() ? avx2::bias_act_rows<A, scalar_t> : baseline::bias_act_rows<A, scalar_t>;
+        auto rows_fn = has_avx2_fma() ? avx2::bias_act_rows<A, scalar_t> : baseline::bias_act_rows<A, scalar_t>;
         rows_fn(zp, bp, d1p, d2p, args.d2_row0, begin, end, cols, alpha);
       });
     });
@@ -92,9 +88,9 @@ void act_grad(const ActGrad& args, ActSpec spec) {
         });
       };
       if (ep != nullptr) {
-        run(use_avx2() ? avx2::act_grad_rows<A, true, scalar_t> : baseline::act_grad_rows<A, true, scalar_t>);
+        run(has_avx2_fma() ? avx2::act_grad_rows<A, true, scalar_t> : baseline::act_grad_rows<A, true, scalar_t>);
       } else {
-        run(use_avx2() ? avx2::act_grad_rows<A, false, scalar_t> : baseline::act_grad_rows<A, false, scalar_t>);
+        run(has_avx2_fma() ? avx2::act_grad_rows<A, false, scalar_t> : baseline::act_grad_rows<A, false, scalar_t>);
       }
     });
   });

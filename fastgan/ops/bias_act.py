@@ -1,4 +1,8 @@
-"""bias_act: fused bias add, activation, gain and clamp, differentiable twice."""
+"""bias_act: fused bias add, activation, gain and clamp, differentiable twice.
+
+The extension's ops carry their autograd in C++ (csrc/bias_act_autograd.cpp); the
+Functions here are the same derivatives for the Triton kernels.
+"""
 from __future__ import annotations
 
 
@@ -15,54 +19,66 @@ DEFAULT_ALPHA = {"linear": 0.0, "relu": 0.0, "lrelu": 0.2, "tanh": 0.0, "sigmoid
                  "softplus": 0.0, "silu": 0.0, "elu": 1.0, "gelu": 0.0}
 
 
-def _other_dims(x: Tensor, dim: int):
-    return tuple(i for i in range(x.dim()) if i != dim)
-
-
 def _like(t: Tensor, ref: Tensor) -> Tensor:
     """t with ref's memory layout (the kernels walk every operand in the same order)."""
     return t if t.stride() == ref.stride() else torch.empty_like(ref).copy_(t)
 
 
+def _along(b: Tensor | None, x: Tensor, dim: int) -> Tensor | None:
+    """b viewed along ``dim`` and expanded to x's shape (no copy). The Functions take the
+    bias twice: detached, for the kernels, and as this view, which carries its gradient.
+    They return the per-element gradient for the view and autograd's expand node sums it,
+    only when the bias's gradient is asked for (not, e.g., in the penalty's
+    ``autograd.grad`` with respect to the input)."""
+    if b is None:
+        return None
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return b.view(shape).expand(x.shape)
+
+
+def _saves_output(act: str, clamp: float, gain: float) -> bool:
+    """For ReLU-like activations without clamp the output's sign gives s': save only y."""
+    return act in ("relu", "lrelu") and clamp < 0 and gain > 0
+
+
 class _BiasAct(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, impl, x, b, dim, act, alpha, gain, clamp):
+    def forward(ctx, impl, x, b, b_along, dim, act, alpha, gain, clamp):
         y = impl.bias_act(x, b, dim, act, alpha, gain, clamp)
-        # Save the minimum: for ReLU-like activations without clamp, y's sign gives s'.
-        ref_is_y = act in ("relu", "lrelu") and clamp < 0 and gain > 0
-        ctx.save_for_backward(y if ref_is_y else x, b)
+        ref_is_y = _saves_output(act, clamp, gain)
+        ctx.save_for_backward(y if ref_is_y else x, b, b_along)
         ctx.cfg = (impl, dim, act, alpha, gain, clamp, ref_is_y)
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        ref, b = ctx.saved_tensors
-        dx = _BiasActGrad.apply(dy, ref, b, *ctx.cfg)
-        db = dx.sum(_other_dims(dx, ctx.cfg[1])) if b is not None and ctx.needs_input_grad[2] else None
-        return None, dx, db, None, None, None, None, None
+        ref, b, b_along = ctx.saved_tensors
+        dx = _BiasActGrad.apply(dy, ref, b, b_along, *ctx.cfg)
+        return None, dx, None, dx if ctx.needs_input_grad[3] else None, None, None, None, None, None
 
 
 class _BiasActGrad(torch.autograd.Function):
     """dy * gain * s'(x + b); linear in dy, so its dy-derivative is itself."""
 
     @staticmethod
-    def forward(ctx, dy, ref, b, impl, dim, act, alpha, gain, clamp, ref_is_y):
+    def forward(ctx, dy, ref, b, b_along, impl, dim, act, alpha, gain, clamp, ref_is_y):
         dy = _like(dy, ref)
-        ctx.save_for_backward(dy, ref, b)
+        ctx.save_for_backward(dy, ref, b, b_along)
         ctx.cfg = (impl, dim, act, alpha, gain, clamp, ref_is_y)
         return impl.bias_act_grad(dy, ref, b, dim, act, alpha, gain, clamp, ref_is_y)
 
     @staticmethod
     def backward(ctx, ggx):
-        dy, ref, b = ctx.saved_tensors
+        dy, ref, b, b_along = ctx.saved_tensors
         impl, dim, act, alpha, gain, clamp, ref_is_y = ctx.cfg
-        d_dy = _BiasActGrad.apply(ggx, ref, b, *ctx.cfg) if ctx.needs_input_grad[0] else None
-        d_ref = d_b = None
-        if not ref_is_y and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+        need = ctx.needs_input_grad
+        d_dy = _BiasActGrad.apply(ggx, ref, b, b_along, *ctx.cfg) if need[0] else None
+        d_ref = None  # s' read from the output is piecewise constant: no curvature term
+        if not ref_is_y and (need[1] or need[3]):
             d_ref = _BiasActCurvature.apply(ggx, dy, ref, b, impl, dim, act, alpha, gain, clamp)
-            if b is not None and ctx.needs_input_grad[2]:
-                d_b = d_ref.sum(_other_dims(d_ref, dim))
-        return d_dy, d_ref, d_b, None, None, None, None, None, None, None
+        return (d_dy, d_ref if need[1] else None, None, d_ref if need[3] else None,
+                None, None, None, None, None, None, None)
 
 
 class _BiasActCurvature(torch.autograd.Function):
@@ -110,7 +126,10 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "lrelu", alpha: floa
         return reference.bias_act(x, b, act, alpha, gain, dim, None if clamp < 0 else clamp)
     if not (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))):
         x = x.contiguous()  # other layouts: one copy, then the dense kernel
-    return _BiasAct.apply(native_ops(backend), x, b, dim, act, alpha, gain, clamp)
+    if backend != "triton":  # the extension's op, whose autograd is in C++
+        return native_ops(backend).bias_act(x, b, dim, act, alpha, gain, clamp)
+    b_kernel = None if b is None else b.detach()
+    return _BiasAct.apply(native_ops(backend), x, b_kernel, _along(b, x, dim), dim, act, alpha, gain, clamp)
 
 
 def _register_fake_impls() -> None:
@@ -129,4 +148,3 @@ def _register_fake_impls() -> None:
 
 if _extension.load_error() is None:
     _register_fake_impls()
-

@@ -76,5 +76,22 @@ def _register_fake_impl() -> None:
         return g.new_empty(()), torch.empty_like(g)
 
 
+def _register_autograd() -> None:
+    """Makes ``fastgan::row_penalty`` differentiable when called directly, through the
+    same Function; its second output ``u`` is the gradient itself, not differentiable."""
+    def setup_context(ctx, inputs, output):
+        g, center, one_sided = inputs
+        ctx.center, ctx.one_sided = center, one_sided
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(g, output[1])
+
+    def backward(ctx, grad, _grad_u):
+        g, u = ctx.saved_tensors
+        return _RowPenaltyGrad.apply(grad, g, u, ctx.center, ctx.one_sided), None, None
+
+    torch.library.register_autograd("fastgan::row_penalty", backward, setup_context=setup_context)
+
+
 if _extension.load_error() is None:
     _register_fake_impl()
+    _register_autograd()
