@@ -1,6 +1,6 @@
 # fastgan: `make demo` and `make test` set everything up on a fresh machine.
 #
-#   make demo    .venv + dependencies + extension, then a short WGAN-GP run
+#   make demo    .venv + dependencies + extension, then `fastgan train` (the WGAN-GP demo)
 #   make test    the same set-up, then the full test suite
 #   make bench   the same set-up, then bench/critic_step.py
 #
@@ -17,7 +17,7 @@ EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/cpu/*.h csrc/cpu/*.c
 .PHONY: demo test bench build clean
 
 demo: $(VENV)/.built-$(BUILD_KIND)
-	$(PY) examples/wgan_gp_8gaussians.py
+	$(VENV)/bin/fastgan train
 
 test: $(VENV)/.built-$(BUILD_KIND)
 	$(PY) -m pytest -q tests

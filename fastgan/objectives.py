@@ -1,0 +1,99 @@
+"""The objectives of the seed papers, each as a critic (discriminator) loss and a
+generator loss over the same networks. ``D`` outputs a logit for the GAN objectives and
+a real-valued critic score for the WGANs.
+
+* ``gan``: Goodfellow et al. (2014), the minimax cost ``E log D(x) + E log(1 - D(G(z)))``
+  with the saturating generator loss ``E log(1 - D(G(z)))``, whose gradient vanishes
+  once D is near perfect (Arjovsky & Bottou 2017, Theorem 2.4).
+* ``nsgan``: the same discriminator, the generator minimising ``-E log D(G(z))``, whose
+  gradients are unstable near a perfect D (Arjovsky & Bottou 2017, Theorem 2.6).
+* ``noisy-gan``: Arjovsky & Bottou (2017, section 3): Gaussian noise of std ``sigma``
+  on the inputs of D, real and fake alike; the generator backpropagates through the
+  noisy samples (their Corollary 3.2); ``sigma`` is annealed to 0.
+* ``wgan``: Arjovsky et al. (2017): the critic maximises ``E D(x) - E D(G(z))`` with
+  its weights clipped to ``[-c, c]``; RMSprop 5e-5, c = 0.01, 5 critic steps, 100 for
+  the first 25 generator steps and every 500th.
+* ``wgan-gp``: Gulrajani et al. (2017): the same critic loss plus ``lam E (||grad
+  D(x^)|| - 1)^2`` on interpolates; Adam 1e-4, betas (0.5, 0.9), lam 0.1 on toy data
+  and 10 on images, 5 critic steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+DESCRIPTIONS = {
+    "gan": "original minimax GAN, saturating generator loss log(1 - D(G(z))) (Goodfellow et al. 2014)",
+    "nsgan": "non-saturating GAN, generator loss -log D(G(z))",
+    "noisy-gan": "GAN with annealed instance noise on D's inputs, real and fake (Arjovsky & Bottou 2017, sec. 3)",
+    "wgan": "Wasserstein GAN, critic weights clipped to [-c, c], RMSprop (Arjovsky et al. 2017)",
+    "wgan-gp": "Wasserstein GAN with gradient penalty on interpolates, Adam (Gulrajani et al. 2017)",
+}
+OBJECTIVES = tuple(DESCRIPTIONS)
+
+
+def critic_gan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """``-(E log sigmoid(d_real) + E log(1 - sigmoid(d_fake)))`` from logits, stably."""
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def generator_gan_loss(d_fake: Tensor, saturating: bool) -> Tensor:
+    """``E log(1 - D(G(z)))`` (saturating) or ``-E log D(G(z))``, from logits."""
+    return -F.softplus(d_fake).mean() if saturating else F.softplus(-d_fake).mean()
+
+
+def critic_wgan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """``E D(G(z)) - E D(x)``: minimising it maximises the W estimate."""
+    return d_fake.mean() - d_real.mean()
+
+
+def noise_sigma(step: int, total: int, sigma0: float, schedule: str) -> float:
+    """The instance noise's std at generator step ``step`` of ``total``, from ``sigma0``
+    down to 0: ``linear``, ``exponential`` (to 1% of sigma0 at the end, then 0) or
+    ``cosine``."""
+    if sigma0 < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma0}")
+    frac = min(max(step / max(total, 1), 0.0), 1.0)
+    if frac >= 1.0:
+        return 0.0
+    if schedule == "linear":
+        return sigma0 * (1.0 - frac)
+    if schedule == "exponential":
+        return sigma0 * 0.01 ** frac
+    if schedule == "cosine":
+        return sigma0 * 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise ValueError(f"unknown noise schedule {schedule!r}: expected linear, exponential or cosine")
+
+
+def wgan_critic_iters(step: int, n_critic: int) -> int:
+    """Arjovsky's schedule: 100 critic iterations for the first 25 generator steps and
+    every 500th, ``n_critic`` otherwise."""
+    return 100 if step < 25 or step % 500 == 0 else n_critic
+
+
+@dataclass
+class Defaults:
+    """An objective's default hyperparameters (image data where they differ)."""
+
+    optimizer: str
+    lr: float
+    betas: tuple[float, float]
+    n_critic: int
+    lam: float = 0.0
+    clip: float = 0.0
+
+
+def defaults(objective: str, images: bool) -> Defaults:
+    """The papers' defaults for ``objective`` on toy points or on images."""
+    if objective == "wgan":
+        return Defaults("rmsprop", 5e-5, (0.0, 0.0), 5, clip=0.01)
+    if objective == "wgan-gp":
+        return Defaults("adam", 1e-4, (0.0, 0.9) if images else (0.5, 0.9), 5, lam=10.0 if images else 0.1)
+    if objective in ("gan", "nsgan", "noisy-gan"):
+        return Defaults("adam", 2e-4 if images else 1e-4, (0.5, 0.999), 1)
+    raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")

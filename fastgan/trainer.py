@@ -1,0 +1,364 @@
+"""The thin trainer: one loop for every objective of :mod:`fastgan.objectives`, with the
+fused ops underneath, metrics, ``metrics.jsonl``, plots, checkpoints that resume bit for
+bit, a clean stop on Ctrl-C / SIGTERM, and profiling spans around every phase.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from fastgan import checkpoint, data as datasets, metrics, models, objectives, profiling
+from fastgan.nn import FusedMLPCritic
+from fastgan.optim import ClippedRMSprop
+from fastgan.penalties import gradient_penalty
+from fastgan.profiling import span
+
+Tensor = torch.Tensor
+
+
+def _setting(default, help: str, kind: type | None = None):
+    """A TrainConfig field with its command-line help and value type."""
+    return field(default=default, metadata={"help": help, "type": kind or type(default)})
+
+
+@dataclass
+class TrainConfig:
+    """A run's settings. ``None`` takes the objective's paper default
+    (:func:`fastgan.objectives.defaults`) or the model's default size."""
+
+    objective: str = _setting("wgan-gp", "gan, nsgan, noisy-gan, wgan or wgan-gp")
+    data: str = _setting("8gaussians", "a data set's name or the path of an array or image folder")
+    steps: int = _setting(2000, "generator steps")
+    batch: int = _setting(256, "batch size")
+    n_critic: int | None = _setting(None, "critic steps per generator step", int)
+    lr: float | None = _setting(None, "learning rate of both networks", float)
+    lr_decay: str = _setting("none", "learning-rate schedule: none, or linear to 0 at the last step")
+    beta1: float | None = _setting(None, "Adam's beta1", float)
+    beta2: float | None = _setting(None, "Adam's beta2", float)
+    lam: float | None = _setting(None, "gradient penalty weight (wgan-gp)", float)
+    lazy_penalty: int = _setting(1, "penalty every k critic steps, scaled by k (wgan-gp)")
+    clip: float | None = _setting(None, "weight clipping bound c (wgan)", float)
+    sigma: float = _setting(1.0, "initial instance-noise std (noisy-gan)")
+    noise_schedule: str = _setting("linear", "instance-noise annealing: linear, exponential or cosine")
+    width: int | None = _setting(None, "network width: 512 for points, 64 for images", int)
+    latent_dim: int | None = _setting(None, "latent size: 2 for points (the toy code), 64 for images", int)
+    eval_every: int = _setting(500, "metrics every k steps (0: at the start and the end only)")
+    eval_samples: int = _setting(1000, "samples per metric evaluation")
+    log_every: int = _setting(10, "a metrics.jsonl line every k steps")
+    checkpoint_every: int = _setting(500, "a checkpoint every k steps (and at the end)")
+    seed: int = _setting(0, "random seed")
+    device: str = _setting("auto", "cpu, cuda or auto")
+    out: str = _setting("runs/demo", "the run folder")
+    profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
+    progress: bool = _setting(True, "a progress bar")
+
+    def validate(self) -> None:
+        if self.objective not in objectives.OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}: expected one of "
+                             f"{', '.join(objectives.OBJECTIVES)}")
+        for name in ("steps", "batch", "eval_samples", "log_every", "checkpoint_every", "lazy_penalty"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "profile"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
+        objectives.noise_sigma(0, 1, self.sigma, self.noise_schedule)
+        if self.lr_decay not in ("none", "linear"):
+            raise ValueError(f"lr_decay must be none or linear, got {self.lr_decay!r}")
+
+
+# Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
+RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
+               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no GPU")
+    return device
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+class Trainer:
+    """Builds the data, networks and optimisers of a :class:`TrainConfig` and trains
+    them; ``Trainer.resume(run_dir)`` continues a checkpointed run bit for bit."""
+
+    def __init__(self, cfg: TrainConfig):
+        cfg.validate()
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.data = datasets.load(cfg.data)
+        images = self.data.is_image
+        hp = objectives.defaults(cfg.objective, images)
+        self.n_critic = cfg.n_critic or hp.n_critic
+        self.lam = hp.lam if cfg.lam is None else cfg.lam
+        self.clip = hp.clip if cfg.clip is None else cfg.clip
+        self.latent_dim = cfg.latent_dim or (64 if images else 2)
+        torch.manual_seed(cfg.seed)
+        self.generator, self.critic = models.build(self.data.shape, self.latent_dim,
+                                                   cfg.width or (64 if images else 512), self.device)
+        lr = self.lr = cfg.lr or hp.lr
+        betas = (hp.betas[0] if cfg.beta1 is None else cfg.beta1, hp.betas[1] if cfg.beta2 is None else cfg.beta2)
+        if hp.optimizer == "rmsprop":
+            self.opt_d = ClippedRMSprop(self.critic.parameters(), lr=lr, clip=self.clip)
+            self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=lr)
+        else:
+            self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas)
+            self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds before this process (resumed runs)
+        self.classifier = metrics.digit_classifier() if cfg.data == "digits" else None
+        self._stop = None
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def checkpoint_path(self) -> str:
+        return os.path.join(self.cfg.out, "checkpoint.pt")
+
+    def state(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"config": dataclasses.asdict(self.cfg), "step": self.step, "elapsed": self.elapsed,
+                "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+
+    def save(self) -> str:
+        checkpoint.save(self.checkpoint_path, self.state())
+        return self.checkpoint_path
+
+    @classmethod
+    def from_checkpoint(cls, path: str, **overrides) -> "Trainer":
+        """The run saved in the checkpoint at ``path`` (its folder becomes ``out``);
+        ``overrides`` may change settings outside RESUME_KEYS (steps, logging, device)."""
+        state = checkpoint.load(path)
+        saved = state["config"]
+        unknown = set(saved) - {f.name for f in dataclasses.fields(TrainConfig)}
+        if unknown:
+            raise checkpoint.CheckpointError(f"{path} has settings this fastgan does not know: {sorted(unknown)}")
+        cfg = TrainConfig(**{**saved, **overrides, "out": os.path.dirname(os.path.abspath(path))})
+        checkpoint.check_matches(path, saved, dataclasses.asdict(cfg), RESUME_KEYS)
+        trainer = cls(cfg)
+        try:
+            trainer.generator.load_state_dict(state["generator"])
+            trainer.critic.load_state_dict(state["critic"])
+            trainer.opt_g.load_state_dict(state["opt_g"])
+            trainer.opt_d.load_state_dict(state["opt_d"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise checkpoint.CheckpointError(f"{path} does not fit this run's networks: {exc}") from None
+        trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and trainer.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], trainer.device)
+        return trainer
+
+    @classmethod
+    def resume(cls, run_dir: str, **overrides) -> "Trainer":
+        """The run checkpointed in ``run_dir``, ready to continue bit for bit from its
+        step (log lines written after the checkpoint are dropped)."""
+        trainer = cls.from_checkpoint(os.path.join(run_dir, "checkpoint.pt"), **overrides)
+        trainer._truncate_log()
+        return trainer
+
+    def _truncate_log(self) -> None:
+        """Drops the log lines written after the checkpoint (an interrupted run's tail)."""
+        path = os.path.join(self.cfg.out, "metrics.jsonl")
+        if not os.path.exists(path):
+            return
+        with open(path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
+        with open(path, "w") as f:
+            f.writelines(kept)
+
+    # ------------------------------------------------------------------ one step
+
+    def _real(self, n: int) -> Tensor:
+        return self.data.sample(n).to(self.device)
+
+    def _noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.latent_dim).to(self.device)
+
+    def _sigma(self) -> float:
+        if self.cfg.objective != "noisy-gan":
+            return 0.0
+        return objectives.noise_sigma(self.step, self.cfg.steps, self.cfg.sigma, self.cfg.noise_schedule)
+
+    def _noisy(self, x: Tensor, sigma: float) -> Tensor:
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+    def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
+        obj, cfg = self.cfg.objective, self.cfg
+        with span("data"):
+            real = self._real(cfg.batch)
+            with torch.no_grad():
+                fake = self.generator(self._noise(cfg.batch))
+        self.opt_d.zero_grad(set_to_none=True)
+        penalty = torch.zeros(())
+        with span("critic_forward_backward"):
+            if obj in ("wgan", "wgan-gp"):
+                lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
+                if isinstance(self.critic, FusedMLPCritic):  # one fused pass, penalty included
+                    out = self.critic.wgan_gp_loss(real, fake, lam=lam) if lam else self.critic.wgan_loss(real, fake)
+                    loss, w, penalty = out.loss, out.wasserstein, out.penalty
+                else:
+                    loss = objectives.critic_wgan_loss(self.critic(real), self.critic(fake))
+                    w = -loss.detach()
+                    if lam:
+                        with span("penalty"):
+                            penalty = gradient_penalty(self.critic, real, fake, lam=1.0)
+                        loss = loss + lam * penalty
+            else:
+                d_real = self.critic(self._noisy(real, sigma))
+                d_fake = self.critic(self._noisy(fake, sigma))
+                loss = objectives.critic_gan_loss(d_real, d_fake)
+                w = (d_real.mean() - d_fake.mean()).detach()
+            loss.backward()
+        stats = {"critic_loss": float(loss.detach()), "wasserstein": float(w), "penalty": float(penalty.detach())}
+        if log:
+            stats["critic_grad_norm"] = _grad_norm(self.critic)
+        with span("clip" if obj == "wgan" else "critic_optimizer"):
+            self.opt_d.step()  # ClippedRMSprop clips in the same pass (wgan)
+        return stats
+
+    def _generator_step(self, sigma: float, log: bool) -> dict:
+        obj = self.cfg.objective
+        with span("generator_step"):
+            self.critic.requires_grad_(False)
+            self.opt_g.zero_grad(set_to_none=True)
+            x = self._noisy(self.generator(self._noise(self.cfg.batch)), sigma)  # through the noise (Cor. 3.2)
+            d = self.critic(x)
+            if obj in ("wgan", "wgan-gp"):
+                loss = -d.mean()
+            else:
+                loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
+            loss.backward()
+            stats = {"generator_loss": float(loss.detach())}
+            if log:
+                stats["generator_grad_norm"] = _grad_norm(self.generator)
+            self.opt_g.step()
+            self.critic.requires_grad_(True)
+        return stats
+
+    def _set_lr(self) -> None:
+        """The learning rate of this step: constant, or decayed linearly to 0 at the
+        last step (as the WGAN-GP reference image code does); a function of the step
+        alone, so a resumed run follows it exactly."""
+        lr = self.lr * (1 - self.step / self.cfg.steps) if self.cfg.lr_decay == "linear" else self.lr
+        for opt in (self.opt_d, self.opt_g):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def train_step(self) -> dict:
+        """One generator step and the critic steps before it; returns the log record."""
+        log = (self.step + 1) % self.cfg.log_every == 0
+        self._set_lr()
+        sigma = self._sigma()
+        iters = (objectives.wgan_critic_iters(self.step, self.n_critic) if self.cfg.objective == "wgan"
+                 else self.n_critic)
+        for it in range(iters):
+            record = self._critic_iteration(it, sigma, log and it == iters - 1)
+        record.update(self._generator_step(sigma, log))
+        self.step += 1
+        if self.cfg.objective == "noisy-gan":
+            record["sigma"] = sigma
+        return record
+
+    # ------------------------------------------------------------------ evaluation
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` generated samples (generator in eval mode), on the CPU."""
+        was_training = self.generator.training
+        self.generator.eval()
+        with torch.no_grad():
+            z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+            x = self.generator(z).cpu()
+        self.generator.train(was_training)
+        return x
+
+    def evaluate(self) -> dict:
+        """The metrics on ``eval_samples`` samples, from an RNG of their own (seeded by
+        the run's seed), so that evaluating never changes the training stream."""
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1_000_003)
+        real = self.data.sample(self.cfg.eval_samples, gen)
+        fake = self.sample(self.cfg.eval_samples, gen)
+        result = {"w1": metrics.w1(fake, real)}
+        if self.data.centers is not None:
+            result.update(metrics.mode_stats(fake, self.data.centers, self.data.std))
+        if self.classifier is not None:
+            result.update(metrics.digit_stats(fake, self.classifier))
+        return result
+
+    # ------------------------------------------------------------------ the loop
+
+    def _on_signal(self, signum, _frame):
+        self._stop = signum
+
+    def run(self) -> dict:
+        """Trains up to ``cfg.steps`` generator steps; returns a summary. Ctrl-C or
+        SIGTERM stops after the current step with a checkpoint (``interrupted`` holds
+        the signal's number)."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        os.makedirs(cfg.out, exist_ok=True)
+        log_path = os.path.join(cfg.out, "metrics.jsonl")
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: no signal handling
+                pass
+        profile = profiling.Profile(cfg.profile, os.path.join(cfg.out, "trace.json")) if cfg.profile else None
+        summary = {"start_step": self.step, "interrupted": None, "profile": None}
+        first = last = None
+        try:
+            with open(log_path, "a") as log:
+                if self.step == 0:
+                    first = {"step": 0, "time": 0.0, **self.evaluate()}
+                    log.write(json.dumps(first) + "\n")
+                bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, unit="step",
+                           dynamic_ncols=True)
+                started = time.perf_counter() - self.elapsed
+                while self.step < cfg.steps and self._stop is None:
+                    record = self.train_step()
+                    bar.update(1)
+                    if profile is not None and summary["profile"] is None:
+                        summary["profile"] = profile.step()
+                    due_eval = self.step == cfg.steps or (cfg.eval_every and self.step % cfg.eval_every == 0)
+                    if due_eval:
+                        record.update(self.evaluate())
+                    if due_eval or self.step % cfg.log_every == 0:
+                        self.elapsed = time.perf_counter() - started
+                        record = {"step": self.step, "time": round(self.elapsed, 3), **record}
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                        bar.set_postfix(W=f"{record['wasserstein']:.4f}", refresh=False)
+                        last = record if due_eval else last
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self._stop is not None:
+                        self.elapsed = time.perf_counter() - started
+                        self.save()
+                bar.close()
+            if profile is not None and summary["profile"] is None:  # fewer steps than asked to profile
+                summary["profile"] = profile.stop()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        summary.update(step=self.step, interrupted=self._stop, first=first, last=last,
+                       checkpoint=self.checkpoint_path, log=log_path)
+        return summary

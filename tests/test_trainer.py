@@ -1,0 +1,156 @@
+"""The trainer: every objective runs, resume is bit-exact, checkpoints fail clearly,
+profiling spans and traces."""
+import dataclasses
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from fastgan import checkpoint
+from fastgan.objectives import OBJECTIVES, noise_sigma, wgan_critic_iters
+from fastgan.trainer import TrainConfig, Trainer
+
+
+def small(tmp_path, **kw):
+    base = dict(steps=3, batch=32, width=32, eval_every=0, eval_samples=100, log_every=1,
+                checkpoint_every=100, progress=False, out=str(tmp_path / "run"))
+    return TrainConfig(**{**base, **kw})
+
+
+def log_lines(cfg):
+    with open(os.path.join(cfg.out, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_objective_trains_a_few_steps(tmp_path, objective):
+    cfg = small(tmp_path, objective=objective, n_critic=2, steps=2 if objective == "wgan" else 3)
+    trainer = Trainer(cfg)
+    before = [p.detach().clone() for p in trainer.generator.parameters()]
+    summary = trainer.run()
+    assert summary["step"] == cfg.steps and summary["interrupted"] is None
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.generator.parameters()))
+    lines = log_lines(cfg)
+    assert [r["step"] for r in lines] == list(range(cfg.steps + 1))
+    last = lines[-1]
+    for key in ("time", "critic_loss", "generator_loss", "wasserstein", "penalty", "critic_grad_norm",
+                "generator_grad_norm", "w1", "modes", "high_quality"):
+        assert key in last and last[key] == last[key], key  # present and not NaN
+    if objective == "wgan":  # clipped weights
+        assert all(p.abs().max() <= 0.01 for p in trainer.critic.parameters())
+    if objective == "wgan-gp":
+        assert last["penalty"] > 0
+    if objective == "noisy-gan":
+        assert last["sigma"] == pytest.approx(noise_sigma(cfg.steps - 1, cfg.steps, 1.0, "linear"))
+
+
+def test_images_train_with_the_dcgan_nets_and_digit_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
+    cfg = small(tmp_path, data="digits", steps=2, n_critic=1, width=8, latent_dim=8)
+    summary = Trainer(cfg).run()
+    assert {"classes", "class_kl", "w1"} <= set(summary["last"])
+
+
+def test_schedules():
+    assert [wgan_critic_iters(s, 5) for s in (0, 24, 25, 499, 500, 501)] == [100, 100, 5, 5, 100, 5]
+    assert noise_sigma(0, 10, 2.0, "linear") == 2.0 and noise_sigma(5, 10, 2.0, "linear") == 1.0
+    assert noise_sigma(5, 10, 2.0, "cosine") == pytest.approx(1.0)
+    assert noise_sigma(10, 10, 2.0, "exponential") == 0.0
+    with pytest.raises(ValueError, match="unknown noise schedule"):
+        noise_sigma(1, 10, 1.0, "step")
+
+
+@pytest.mark.parametrize("objective,lr_decay", [("wgan-gp", "linear"), ("noisy-gan", "none")])
+def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, objective, lr_decay):
+    whole = Trainer(small(tmp_path / "a", objective=objective, steps=6, n_critic=2, lr_decay=lr_decay))
+    whole.run()
+    first = Trainer(small(tmp_path / "b", objective=objective, steps=6, n_critic=2, lr_decay=lr_decay))
+    step = first.train_step
+
+    def step_then_signal():  # a SIGINT arriving during the third step
+        record = step()
+        if first.step == 3:
+            first._on_signal(signal.SIGINT, None)
+        return record
+
+    first.train_step = step_then_signal
+    assert first.run()["interrupted"] == signal.SIGINT
+    resumed = Trainer.resume(first.cfg.out)
+    assert resumed.step == 3
+    resumed.run()
+    a, b = whole.state(), resumed.state()
+    for key in ("generator", "critic"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert all(torch.equal(x, y) for x, y in zip(torch.utils._pytree.tree_leaves(a["opt_d"]["state"]),
+                                                 torch.utils._pytree.tree_leaves(b["opt_d"]["state"])))
+    train_keys = ("step", "critic_loss", "generator_loss", "wasserstein", "penalty")
+    strip = lambda lines: [{k: r[k] for k in train_keys if k in r} for r in lines]  # noqa: E731
+    assert strip(log_lines(whole.cfg)) == strip(log_lines(resumed.cfg))
+
+
+def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):
+    cfg = small(tmp_path, steps=1)
+    Trainer(cfg).run()
+    path = os.path.join(cfg.out, "checkpoint.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="written by a different run"):
+        Trainer.resume(cfg.out, objective="wgan")
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt or not a checkpoint"):
+        Trainer.resume(cfg.out)
+    with open(path, "wb") as f:
+        f.write(b"not a checkpoint at all")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt or not a checkpoint"):
+        Trainer.resume(cfg.out)
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="not a fastgan checkpoint"):
+        Trainer.resume(cfg.out)
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
+        Trainer.resume(str(tmp_path / "nowhere"))
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = str(tmp_path / "ck.pt")
+    checkpoint.save(path, {"step": 1})
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save(path, {"step": 2})
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1  # the old checkpoint, whole
+    assert os.listdir(tmp_path) == ["ck.pt"]  # no temporary left behind
+
+
+def test_profile_records_the_phases_and_writes_a_trace(tmp_path):
+    cfg = small(tmp_path, steps=2, profile=1, n_critic=1)
+    summary = Trainer(cfg).run()
+    assert "fastgan/critic_forward_backward" in summary["profile"]
+    assert "fastgan/generator_step" in summary["profile"]
+    with open(os.path.join(cfg.out, "trace.json")) as f:
+        assert "fastgan/data" in f.read()
+
+
+def test_bad_settings_are_named(tmp_path):
+    for kw, match in [(dict(objective="lsgan"), "unknown objective 'lsgan'"), (dict(steps=0), "steps must be >= 1"),
+                      (dict(device="tpu"), "device must be"), (dict(noise_schedule="step"), "noise schedule"),
+                      (dict(lr_decay="cosine"), "lr_decay must be none or linear")]:
+        with pytest.raises(ValueError, match=match):
+            Trainer(dataclasses.replace(small(tmp_path), **kw))
+
+
+def test_linear_lr_decay_reaches_zero_at_the_end(tmp_path):
+    trainer = Trainer(small(tmp_path, steps=4, lr=1e-3, lr_decay="linear", n_critic=1))
+    seen = []
+    for _ in range(4):
+        trainer.train_step()
+        seen.append(trainer.opt_g.param_groups[0]["lr"])
+    assert seen == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2.5e-4)
