@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
+
+import torch
+
+from fastgan.benchmarks.harness import device_name
 
 
 def floor_macs(widths, batch, smooth):
@@ -16,14 +19,7 @@ def floor_macs(widths, batch, smooth):
 
 
 def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return device_name(torch.device("cpu"))
 
 
 def write_results(rows, out_dir, stem, command, preamble, columns):

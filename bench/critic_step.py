@@ -36,35 +36,14 @@ from fastgan import reference
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import cpu_name, floor_macs, write_results  # noqa: E402
 
+from fastgan.benchmarks.harness import quantiles  # noqa: E402
+from fastgan.benchmarks.suites import floor_gemms, fused_critic_step  # noqa: E402
+
 CONFIGS = [  # (name, widths d_0 .. d_{L-1}, batch)
     ("toy", (2, 512, 512, 512), 256),
     ("mnist-512", (784, 512, 512, 512), 64),
     ("mnist-1024", (784, 1024, 1024, 1024), 256),
 ]
-
-
-def quantiles(times):
-    times = sorted(times)
-    pick = lambda q: times[min(len(times) - 1, int(q * len(times)))]  # noqa: E731
-    return statistics.median(times), pick(0.2), pick(0.8)
-
-
-def floor_gemms(widths, batch, smooth):
-    """The GEMMs that the math doc counts (floor_macs), as one callable."""
-    dims = list(widths) + [1]
-    ops = []
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
-        W = torch.randn(d_out, d_in)
-        h3, h1 = torch.randn(3 * batch, d_in), torch.randn(batch, d_in)
-        g3, g1 = torch.randn(3 * batch, d_out), torch.randn(batch, d_out)
-        ops += [(h3, W.t()), (g3, W), (h1, W.t()), (g3.t(), h3)]  # forward, signal, adjoint, dW
-        if smooth:
-            ops.append((g1, W))  # the extra backward signal of the abar terms
-
-    def run():
-        for a, b in ops:
-            torch.mm(a, b)
-    return run
 
 
 def peak_gemm_rate(rows, width, reps):
@@ -93,14 +72,8 @@ def candidates(widths, batch, activation, lam):
         eps = torch.rand(batch)
         reference.eager_wgan_gp_loss(seq, real, fake, eps, lam).loss.backward()
 
-    def fused(backend):
-        def step():
-            with fastgan.use_backend(backend):
-                critic.zero_grad(set_to_none=True)
-                critic.wgan_gp_loss(real, fake, lam=lam).loss.backward()
-        return step
-
-    return {"eager": eager, "reference": fused("eager"), "fused-cpu": fused("cpu")}
+    return {"eager": eager, "reference": fused_critic_step(critic, real, fake, lam, "eager"),
+            "fused-cpu": fused_critic_step(critic, real, fake, lam, "cpu")}
 
 
 def run(args):

@@ -163,8 +163,17 @@ def _plot(args) -> int:
     return 0
 
 
+def _bench(rest: list[str]) -> int:
+    from fastgan.benchmarks.cli import main as bench_main
+
+    return bench_main(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastgan`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     parser = argparse.ArgumentParser(prog="fastgan", description="fastgan: fused WGAN kernels")
     commands = parser.add_subparsers(dest="command", required=True)
     doctor = commands.add_parser(
@@ -200,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("run_dir")
     plot.add_argument("--device", default="auto")
     plot.set_defaults(run=_plot)
+
+    # listed for --help; `fastgan bench ...` goes to fastgan.benchmarks.cli before parsing
+    commands.add_parser("bench", help="benchmark fastgan against its peers (fastgan bench --help)")
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,0 +1,151 @@
+"""The suites of ``fastgan bench``. Each yields ``(config, peers, floor)``: the peers
+run one repetition each, and ``floor`` (or None) runs the GEMMs the math doc counts for
+a fused critic step, timed in the same run.
+
+* ``critic-step``: one WGAN-GP critic step (loss, backward into .grad) of an MLP critic;
+* ``train-iter``: a whole training iteration (n_critic critic steps, a generator step,
+  optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+import fastgan
+from fastgan.benchmarks import peers as P
+from fastgan.benchmarks.harness import Peer
+from fastgan.trainer import TrainConfig, Trainer
+
+CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("mnist-1024", (784, 1024, 1024, 1024), 256)]
+QUICK_CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256)]
+
+
+def floor_gemms(widths, batch, smooth=False, device=None):
+    """The GEMMs fused-gp-math.md counts for a critic step, as one callable: per layer
+    the forward and backward signal over 3B rows, the adjoint over B rows and the weight
+    gradient over 3B rows, plus B rows of extra backward signal for smooth activations."""
+    dims = list(widths) + [1]
+    ops = []
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        w = torch.randn(d_out, d_in, device=device)
+        h3, h1 = torch.randn(3 * batch, d_in, device=device), torch.randn(batch, d_in, device=device)
+        g3, g1 = torch.randn(3 * batch, d_out, device=device), torch.randn(batch, d_out, device=device)
+        ops += [(h3, w.t()), (g3, w), (h1, w.t()), (g3.t(), h3)]
+        if smooth:
+            ops.append((g1, w))
+
+    def run():
+        for a, b in ops:
+            torch.mm(a, b)
+    return run
+
+
+def fused_critic_step(critic, real, fake, lam, backend):
+    """One fused WGAN-GP critic step of ``critic`` on ``backend`` (backward included)."""
+    def step():
+        with fastgan.use_backend(backend):
+            critic.zero_grad(set_to_none=True)
+            critic.wgan_gp_loss(real, fake, lam=lam).loss.backward()
+    return step
+
+
+def fastgan_backends(device: torch.device) -> list[str]:
+    """The native backends that run on ``device`` here (the interpreter is no backend
+    to time)."""
+    native = [b for b in fastgan.available_backends() if b in ("cpu", "cuda", "triton")]
+    if device.type == "cpu":
+        return [b for b in native if b == "cpu"]
+    return [b for b in native if b in ("cuda", "triton")]
+
+
+def critic_step(quick: bool, device: torch.device):
+    lam = 10.0
+    for name, widths, batch in (QUICK_CRITIC_CONFIGS if quick else CRITIC_CONFIGS):
+        torch.manual_seed(0)
+        critic = fastgan.FusedMLPCritic(widths[0], widths[1:], "lrelu").to(device)
+        seq = critic.to_sequential()
+        real, fake = torch.randn(batch, widths[0], device=device), torch.randn(batch, widths[0], device=device)
+
+        def torch_step(loss_fn, module=seq):
+            def step():
+                module.zero_grad(set_to_none=True)
+                loss_fn(module, real, fake, lam).backward()
+            return step
+
+        peers = [Peer("eager", torch_step(P.popular_loss)), Peer("eager-careful", torch_step(P.careful_loss)),
+                 Peer("torch.func", torch_step(P.func_loss)),
+                 Peer("torch.compile", torch.compile(torch_step(P.popular_loss, copy.deepcopy(seq))), compiled=True)]
+        peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b), b) for b in fastgan_backends(device)]
+        yield f"{name} {'-'.join(map(str, widths))}-1 B={batch}", peers, floor_gemms(widths, batch, device=device)
+
+
+def _optimizers(objective, critic, generator, foreach):
+    if objective == "wgan":
+        return (torch.optim.RMSprop(critic.parameters(), lr=5e-5, foreach=foreach),
+                torch.optim.RMSprop(generator.parameters(), lr=5e-5, foreach=foreach))
+    betas = (0.5, 0.9)
+    return (torch.optim.Adam(critic.parameters(), lr=1e-4, betas=betas, foreach=foreach),
+            torch.optim.Adam(generator.parameters(), lr=1e-4, betas=betas, foreach=foreach))
+
+
+def torch_iteration(objective, data, critic, generator, batch, latent, n_critic, lam, careful, compiled=False):
+    """One training iteration as torch code: n_critic critic steps (the popular or the
+    careful loss, clamping for wgan) and a generator step."""
+    loss_fn = P.careful_loss if careful else P.popular_loss
+    opt_d, opt_g = _optimizers(objective, critic, generator, foreach=careful or None)
+    params = list(critic.parameters())
+    if compiled:
+        critic, generator = torch.compile(critic), torch.compile(generator)
+
+    def iteration():
+        for _ in range(n_critic):
+            real = data.sample(batch)
+            with torch.no_grad():
+                fake = generator(torch.randn(batch, latent))
+            opt_d.zero_grad(set_to_none=careful)
+            loss_fn(critic, real, fake, lam if objective == "wgan-gp" else 0.0).backward()
+            opt_d.step()
+            if objective == "wgan":
+                with torch.no_grad():
+                    if careful:
+                        torch._foreach_clamp_min_(params, -0.01)
+                        torch._foreach_clamp_max_(params, 0.01)
+                    else:
+                        for p in params:
+                            p.clamp_(-0.01, 0.01)
+        for p in params:
+            p.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=careful)
+        (-critic(generator(torch.randn(batch, latent))).mean()).backward()
+        opt_g.step()
+        for p in params:
+            p.requires_grad_(True)
+    return iteration
+
+
+TRAIN_CONFIGS = [("wgan-gp", "8gaussians"), ("wgan", "8gaussians"), ("wgan-gp", "digits"), ("wgan", "digits")]
+
+
+def train_iter(quick: bool, device: torch.device):
+    for objective, data_name in (TRAIN_CONFIGS[:2] if quick else TRAIN_CONFIGS):
+        batch = 256 if data_name == "8gaussians" else 64
+        trainer = Trainer(TrainConfig(objective=objective, data=data_name, batch=batch, steps=10**9,
+                                      n_critic=5, log_every=10**9, progress=False, device=str(device),
+                                      out="runs/bench-train-iter"))
+        trainer.step = 25  # past wgan's 100-critic-step start: a steady-state iteration
+
+        def torch_peer(name, careful, compiled=False):
+            twin = P.plain_twin(trainer.critic)  # torch modules, the trainer's weights
+            generator = copy.deepcopy(trainer.generator)
+            return Peer(name, torch_iteration(objective, trainer.data, twin, generator, batch, trainer.latent_dim,
+                                              5, trainer.lam, careful, compiled), compiled=compiled)
+
+        peers = [torch_peer("eager", False), torch_peer("eager-careful", True),
+                 torch_peer("torch.compile", False, compiled=True),
+                 Peer("fastgan", trainer.train_step, fastgan.backends.resolve(device))]
+        name = "toy MLP 512x3" if data_name == "8gaussians" else "DCGAN digits 8x8"
+        yield f"{objective} {name} B={batch}", peers, None
+
+
+SUITES = {"critic-step": critic_step, "train-iter": train_iter}

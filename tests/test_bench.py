@@ -1,0 +1,90 @@
+"""The bench harness at tiny sizes: CSV schema, ratio arithmetic, the torch.compile
+failure row, compare mode, and `fastgan bench` end to end."""
+import csv
+
+import pytest
+import torch
+from torch import nn
+
+from fastgan.benchmarks import harness, suites
+from fastgan.benchmarks.harness import Measured, Peer
+from fastgan.cli import main
+
+CPU = torch.device("cpu")
+
+
+def test_ratio_and_floor_arithmetic():
+    measured = [Measured(Peer("eager", None), times=[0.010, 0.030, 0.020]),
+                Measured(Peer("fastgan", None, "cpu"), times=[0.005, 0.004, 0.006]),
+                Measured(Peer("torch.compile", None), error="RuntimeError: no")]
+    rows = harness.rows("s", "c", measured, CPU, floor_s=0.002)
+    eager, fused, failed = rows
+    assert eager["median_ms"] == pytest.approx(20.0) and eager["ratio_to_eager"] == pytest.approx(1.0)
+    assert fused["ratio_to_eager"] == pytest.approx(4.0) and fused["fraction_of_floor"] == pytest.approx(0.4)
+    assert (fused["p20_ms"], fused["p80_ms"]) == (pytest.approx(4.0), pytest.approx(6.0))
+    assert failed["status"] == "error" and failed["median_ms"] == "" and failed["error"] == "RuntimeError: no"
+
+
+def test_csv_schema_markdown_and_compare(tmp_path):
+    rows = harness.rows("s", "c", [Measured(Peer("eager", None), times=[0.01]),
+                                   Measured(Peer("fastgan", None, "cpu"), times=[0.005])], CPU)
+    csv_path, md_path = harness.write(rows, str(tmp_path), "run", "fastgan bench --quick")
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == harness.SCHEMA
+        assert [r["peer"] for r in reader] == ["eager", "fastgan"]
+    text = open(md_path).read()
+    assert "fastgan bench --quick" in text and "| s | c | fastgan (cpu) | 5.00 (5.00-5.00) | 2.00x |" in text
+    newer = harness.rows("s", "c", [Measured(Peer("eager", None), times=[0.01]),
+                                    Measured(Peer("fastgan", None, "cpu"), times=[0.0025]),
+                                    Measured(Peer("torch.func", None), times=[0.02])], CPU)
+    lines = harness.compare(newer, csv_path)
+    assert "s / c / fastgan / cpu: 5.000 ms -> 2.500 ms (2.00x)" in lines
+    assert "s / c / torch.func: new" in lines and "s / c / eager: 10.000 ms -> 10.000 ms (1.00x)" in lines
+
+
+def test_torch_compile_refusing_the_double_backward_is_an_error_row():
+    critic = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+    real, fake = torch.randn(4, 2), torch.randn(4, 2)
+    from fastgan.benchmarks import peers
+
+    step = torch.compile(lambda: peers.popular_loss(critic, real, fake, 10.0).backward())
+    (m,) = harness.measure([Peer("torch.compile", step, compiled=True)], reps=2, warmup=1, device=CPU)
+    assert m.times == [] and "double backward" in m.error
+    (row,) = harness.rows("critic-step", "tiny", [m], CPU)
+    assert row["status"] == "error" and "double backward" in row["error"]
+
+
+def test_peak_memory_counts_live_tensors():
+    def two_buffers():
+        a = torch.ones(1024, 1024)
+        b = a * 2
+        return float(b[0, 0])
+
+    peak, method = harness.peak_memory_mb(two_buffers, CPU)
+    assert peak == pytest.approx(8.0, rel=0.01) and "profiler" in method
+
+
+def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(suites, "QUICK_CRITIC_CONFIGS", [("tiny", (3, 16, 16), 8)])
+    out = str(tmp_path / "results")
+    assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "no GPU is present" in text and "torch.compile" in text and "double backward" in text
+    with open(f"{out}/bench_quick.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    peers = {r["peer"]: r for r in rows}
+    assert set(peers) == {"eager", "eager-careful", "torch.func", "torch.compile", "fastgan"}
+    assert peers["fastgan"]["backend"] == "cpu" and float(peers["fastgan"]["fraction_of_floor"]) > 0
+    assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out,
+                 "--compare", f"{out}/bench_quick.csv"]) == 0
+    assert "tiny 3-16-16-1 B=8 / fastgan / cpu:" in capsys.readouterr().out
+
+
+def test_profile_writes_a_trace_per_peer(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(suites, "QUICK_CRITIC_CONFIGS", [("tiny", (3, 16, 16), 8)])
+    assert main(["bench", "--profile", "critic-step", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "== eager (tiny" in text and "== fastgan (tiny" in text and "fastgan::critic_step" in text
+    assert "== torch.compile: fails:" in text
+    assert (tmp_path / "profile_critic-step_eager.json").exists()
