@@ -71,13 +71,13 @@ def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out]) == 0
     text = capsys.readouterr().out
     assert "no GPU is present" in text and "torch.compile" in text and "double backward" in text
-    with open(f"{out}/bench_quick.csv", newline="") as f:
+    with open(f"{out}/bench_quick_critic-step.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     peers = {r["peer"]: r for r in rows}
     assert set(peers) == {"eager", "eager-careful", "torch.func", "torch.compile", "fastgan"}
     assert peers["fastgan"]["backend"] == "cpu" and float(peers["fastgan"]["fraction_of_floor"]) > 0
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out,
-                 "--compare", f"{out}/bench_quick.csv"]) == 0
+                 "--compare", f"{out}/bench_quick_critic-step.csv"]) == 0
     assert "tiny 3-16-16-1 B=8 / fastgan / cpu:" in capsys.readouterr().out
 
 
@@ -88,3 +88,18 @@ def test_profile_writes_a_trace_per_peer(tmp_path, monkeypatch, capsys):
     assert "== eager (tiny" in text and "== fastgan (tiny" in text and "fastgan::critic_step" in text
     assert "== torch.compile: fails:" in text
     assert (tmp_path / "profile_critic-step_eager.json").exists()
+
+
+def test_only_filters_configs(tmp_path, capsys):
+    assert main(["bench", "--suite", "ops", "--only", "no such config", "--out", str(tmp_path)]) == 2
+    assert "no config matches" in capsys.readouterr().err
+
+
+def test_scaling_suite_writes_its_plot(tmp_path, monkeypatch):
+    monkeypatch.setattr(suites, "QUICK_SCALING_BATCHES", (8, 16))
+    monkeypatch.setattr(suites, "QUICK_SCALING_WIDTHS", (8, 16))
+    assert main(["bench", "--quick", "--suite", "scaling", "--reps", "2", "--warmup", "1", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "bench_quick_scaling.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all(0 < float(r["fraction_of_floor"]) for r in rows)
+    assert (tmp_path / "bench_quick_scaling_scaling.png").stat().st_size > 0

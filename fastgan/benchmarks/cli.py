@@ -16,10 +16,13 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def run_suites(names, quick: bool, reps: int, warmup: int, device: torch.device, log=print) -> list[dict]:
+def run_suites(names, quick: bool, reps: int, warmup: int, device: torch.device, only: str = "",
+               log=print) -> list[dict]:
     rows = []
     for name in names:
         for config, peers, floor in SUITES[name](quick, device):
+            if only not in config:
+                continue
             timed = peers + ([harness.Peer("GEMM floor", floor)] if floor else [])
             measured = harness.measure(timed, reps, warmup, device)
             floor_s = None
@@ -73,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small configs and few repetitions")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 20, quick 8)")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--only", default="", metavar="TEXT", help="only the configs whose name holds TEXT")
     parser.add_argument("--out", default=os.path.join("bench", "results"))
     parser.add_argument("--compare", metavar="OLD.csv", help="print the change against an earlier run")
     parser.add_argument("--profile", metavar="SUITE", choices=list(SUITES),
@@ -86,10 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             print(table)
         return 0
     reps = args.reps or (8 if args.quick else 20)
-    rows = run_suites(args.suite, args.quick, reps, args.warmup, device)
+    rows = run_suites(args.suite, args.quick, reps, args.warmup, device, args.only)
+    if not rows:
+        print(f"no config matches --only {args.only!r}", file=sys.stderr)
+        return 2
     command = "fastgan bench " + " ".join(argv if argv is not None else sys.argv[2:])
-    stem = "bench_quick" if args.quick else "bench"
-    for path in harness.write(rows, args.out, stem, command.strip()):
+    parts = ["bench"] + (["quick"] if args.quick else []) + (args.suite if len(args.suite) < len(SUITES) else [])
+    parts += ["".join(c if c.isalnum() else "-" for c in args.only)] if args.only else []
+    stem = "_".join(parts)
+    paths = harness.write(rows, args.out, stem, command.strip())
+    paths.append(harness.plot_scaling(rows, os.path.join(args.out, f"{stem}_scaling.png")))
+    for path in filter(None, paths):
         print(f"wrote {path}")
     if args.compare:
         print(f"against {args.compare}:")

@@ -202,3 +202,35 @@ def compare(new_rows: list[dict], old_csv: str) -> list[str]:
             lines.append(f"{name}: {a:.3f} ms -> {b:.3f} ms ({a / b:.2f}x)")
     lines += [f"{' / '.join(k for k in key if k)}: gone" for key in old]
     return lines
+
+
+def plot_scaling(all_rows: list[dict], path: str) -> str | None:
+    """Time and fraction of the GEMM floor of the scaling suite's two sweeps."""
+    rows = [r for r in all_rows if r["suite"] == "scaling" and r["status"] == "ok"]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, sweep, label in ((axes[0], "batch", "batch B (width 512)"), (axes[1], "width", "width (B = 256)")):
+        part = [r for r in rows if r["config"].startswith(sweep)]
+        xs = [int(r["config"].split("B=")[1]) if sweep == "batch" else int(r["config"].split("width ")[-1].split(",")[0])
+              for r in part]
+        ax.plot(xs, [r["median_ms"] for r in part], "o-", label="fused step (ms)")
+        ax.plot(xs, [r["floor_ms"] for r in part], "s--", label="GEMM floor (ms)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("ms")
+        twin = ax.twinx()
+        twin.plot(xs, [100 * r["fraction_of_floor"] for r in part], "^:", color="gray", label="% of floor")
+        twin.set_ylabel("% of GEMM floor")
+        twin.set_ylim(0, 110)
+        ax.legend(loc="upper left")
+    fig.suptitle(f"fused WGAN-GP critic step, {rows[0]['device']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

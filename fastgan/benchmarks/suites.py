@@ -4,7 +4,9 @@ a fused critic step, timed in the same run.
 
 * ``critic-step``: one WGAN-GP critic step (loss, backward into .grad) of an MLP critic;
 * ``train-iter``: a whole training iteration (n_critic critic steps, a generator step,
-  optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets.
+  optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets;
+* ``ops``: the drop-in ops (:mod:`fastgan.benchmarks.ops_suite`);
+* ``scaling``: the fused critic step over batch and width sweeps, against the floor.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 import fastgan
 from fastgan.benchmarks import peers as P
 from fastgan.benchmarks.harness import Peer
+from fastgan.benchmarks.ops_suite import ops
 from fastgan.trainer import TrainConfig, Trainer
 
 CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("mnist-1024", (784, 1024, 1024, 1024), 256)]
@@ -148,4 +151,25 @@ def train_iter(quick: bool, device: torch.device):
         yield f"{objective} {name} B={batch}", peers, None
 
 
-SUITES = {"critic-step": critic_step, "train-iter": train_iter}
+SCALING_BATCHES, QUICK_SCALING_BATCHES = (64, 128, 256, 512, 1024, 2048, 4096), (64, 256, 1024)
+SCALING_WIDTHS, QUICK_SCALING_WIDTHS = (128, 256, 512, 1024, 2048), (128, 256, 512)
+
+
+def scaling(quick: bool, device: torch.device):
+    """The fused critic step (2 -> w x 3 -> 1, lrelu) over a batch sweep at width 512 and
+    a width sweep at batch 256, each beside its GEMM floor."""
+    backend = fastgan_backends(device)[:1]
+    if not backend:
+        return
+    sweeps = [("batch", b, 512) for b in (QUICK_SCALING_BATCHES if quick else SCALING_BATCHES)]
+    sweeps += [("width", 256, w) for w in (QUICK_SCALING_WIDTHS if quick else SCALING_WIDTHS)]
+    for sweep, batch, width in sweeps:
+        torch.manual_seed(0)
+        widths = (2, width, width, width)
+        critic = fastgan.FusedMLPCritic(2, widths[1:], "lrelu").to(device)
+        real, fake = torch.randn(batch, 2, device=device), torch.randn(batch, 2, device=device)
+        peers = [Peer("fastgan", fused_critic_step(critic, real, fake, 10.0, backend[0]), backend[0])]
+        yield f"{sweep} sweep: width {width}, B={batch}", peers, floor_gemms(widths, batch, device=device)
+
+
+SUITES = {"critic-step": critic_step, "train-iter": train_iter, "ops": ops, "scaling": scaling}
