@@ -2,7 +2,7 @@
 #
 #   make demo    .venv + dependencies + extension, then `fastgan train` (the WGAN-GP demo)
 #   make test    the same set-up, then the full test suite
-#   make bench   the same set-up, then bench/critic_step.py
+#   make bench   the same set-up, then `fastgan bench --quick` (all suites, small configs)
 #
 # Set-up steps leave stamps in .venv, so a second run reinstalls nothing. With
 # FASTGAN_FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (as .ci/run does), the CUDA sources
@@ -23,7 +23,7 @@ test: $(VENV)/.built-$(BUILD_KIND)
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.built-$(BUILD_KIND)
-	$(PY) bench/critic_step.py
+	$(VENV)/bin/fastgan bench --quick
 
 build: $(VENV)/.built-$(BUILD_KIND)
 
