@@ -210,7 +210,7 @@ class Trainer:
             with torch.no_grad():
                 fake = self.generator(self._noise(cfg.batch))
         self.opt_d.zero_grad(set_to_none=True)
-        penalty = torch.zeros(())
+        penalty = None
         with span("critic_forward_backward"):
             if obj in ("wgan", "wgan-gp"):
                 lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
@@ -230,9 +230,11 @@ class Trainer:
                 loss = objectives.critic_gan_loss(d_real, d_fake)
                 w = (d_real.mean() - d_fake.mean()).detach()
             loss.backward()
-        stats = {"critic_loss": float(loss.detach()), "wasserstein": float(w), "penalty": float(penalty.detach())}
-        if log:
-            stats["critic_grad_norm"] = _grad_norm(self.critic)
+        stats = {}
+        if log:  # reading values back syncs a GPU: only for the steps that are logged
+            stats = {"critic_loss": float(loss.detach()), "wasserstein": float(w),
+                     "penalty": 0.0 if penalty is None else float(penalty.detach()),
+                     "critic_grad_norm": _grad_norm(self.critic)}
         with span("clip" if obj == "wgan" else "critic_optimizer"):
             self.opt_d.step()  # ClippedRMSprop clips in the same pass (wgan)
         return stats
@@ -249,9 +251,9 @@ class Trainer:
             else:
                 loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
             loss.backward()
-            stats = {"generator_loss": float(loss.detach())}
+            stats = {}
             if log:
-                stats["generator_grad_norm"] = _grad_norm(self.generator)
+                stats = {"generator_loss": float(loss.detach()), "generator_grad_norm": _grad_norm(self.generator)}
             self.opt_g.step()
             self.critic.requires_grad_(True)
         return stats
@@ -265,9 +267,16 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
 
+    def _evaluates_at(self, step: int) -> bool:
+        return step == self.cfg.steps or bool(self.cfg.eval_every and step % self.cfg.eval_every == 0)
+
+    def _logs_at(self, step: int) -> bool:
+        return step % self.cfg.log_every == 0 or self._evaluates_at(step)
+
     def train_step(self) -> dict:
-        """One generator step and the critic steps before it; returns the log record."""
-        log = (self.step + 1) % self.cfg.log_every == 0
+        """One generator step and the critic steps before it; returns the log record
+        (empty for a step that is not logged)."""
+        log = self._logs_at(self.step + 1)
         self._set_lr()
         sigma = self._sigma()
         iters = (objectives.wgan_critic_iters(self.step, self.n_critic) if self.cfg.objective == "wgan"
@@ -276,7 +285,7 @@ class Trainer:
             record = self._critic_iteration(it, sigma, log and it == iters - 1)
         record.update(self._generator_step(sigma, log))
         self.step += 1
-        if self.cfg.objective == "noisy-gan":
+        if log and self.cfg.objective == "noisy-gan":
             record["sigma"] = sigma
         return record
 
@@ -341,10 +350,10 @@ class Trainer:
                     bar.update(1)
                     if profile is not None and summary["profile"] is None:
                         summary["profile"] = profile.step()
-                    due_eval = self.step == cfg.steps or (cfg.eval_every and self.step % cfg.eval_every == 0)
+                    due_eval = self._evaluates_at(self.step)
                     if due_eval:
                         record.update(self.evaluate())
-                    if due_eval or self.step % cfg.log_every == 0:
+                    if self._logs_at(self.step):
                         self.elapsed = time.perf_counter() - started
                         record = {"step": self.step, "time": round(self.elapsed, 3), **record}
                         log.write(json.dumps(record) + "\n")

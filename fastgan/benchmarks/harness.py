@@ -62,9 +62,13 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> tuple[float, str]:
-    """Peak memory of one call of ``fn`` above what was allocated before it, and the
-    method: on CUDA the caching allocator's peak statistics; on the CPU the running sum
+def memory_method(device: torch.device) -> str:
+    return "cuda allocator peak" if device.type == "cuda" else "torch.profiler memory events"
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory of one call of ``fn`` above what was allocated before it (see
+    memory_method): on CUDA the caching allocator's peak statistics; on the CPU the running sum
     of torch.profiler's memory records (each op's own allocations minus frees, and the
     frees outside ops, in time order; op granularity)."""
     if device.type == "cuda":
@@ -73,7 +77,7 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> tuple[floa
         base = torch.cuda.memory_allocated(device)
         fn()
         torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20, "cuda allocator peak"
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     # each op's own allocations minus frees (children excluded) and the loose frees
@@ -83,7 +87,7 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> tuple[floa
     for _, change in changes:
         running += change
         peak = max(peak, running)
-    return peak / 2**20, "torch.profiler memory events"
+    return peak / 2**20
 
 
 def measure(peers: list[Peer], reps: int, warmup: int, device: torch.device) -> list[Measured]:
@@ -98,7 +102,7 @@ def measure(peers: list[Peer], reps: int, warmup: int, device: torch.device) -> 
         try:
             for _ in range(warmup):
                 r.peer.fn()
-            r.peak_mem_mb, _ = peak_memory_mb(r.peer.fn, device)
+            r.peak_mem_mb = peak_memory_mb(r.peer.fn, device)
         except Exception as exc:  # noqa: BLE001  (any failure is the peer's result)
             r.error = _error_line(exc)
     for _ in range(reps):
@@ -128,7 +132,7 @@ def rows(suite: str, config: str, measured: list[Measured], device: torch.device
     import fastgan
 
     base = next((quantiles(m.times)[0] for m in measured if m.peer.name == baseline and m.times), None)
-    method = "cuda allocator peak" if device.type == "cuda" else "torch.profiler memory events"
+    method = memory_method(device)
     out = []
     for m in measured:
         row = dict.fromkeys(SCHEMA, "")

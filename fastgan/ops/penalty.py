@@ -11,7 +11,8 @@ Tensor = torch.Tensor
 
 
 class _RowPenalty(torch.autograd.Function):
-    """Norms, phi and their gradient u in one fused row pass; the backward hands u on."""
+    """Norms, phi and their gradient u in one fused row pass; the backward hands u on.
+    The Triton backend's autograd; the extension's op registers the same (below)."""
 
     @staticmethod
     def forward(ctx, impl, g, center, one_sided):
@@ -67,6 +68,8 @@ def row_penalty(g: Tensor, center: float = 1.0, one_sided: bool = False) -> Tens
     backend = backends.resolve(g.device)
     if backend == "eager":
         return reference.row_penalty(g, center, bool(one_sided))
+    if backend != "triton":  # the extension's op, differentiable through its registered autograd
+        return native_ops(backend).row_penalty(g, center, bool(one_sided))[0]
     return _RowPenalty.apply(native_ops(backend), g, center, bool(one_sided))
 
 
