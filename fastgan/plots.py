@@ -11,7 +11,8 @@ import torch
 Tensor = torch.Tensor
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -25,7 +26,7 @@ def read_log(path: str) -> list[dict]:
 
 def samples_2d(path: str, real: Tensor, fake: Tensor, critic, device, title: str) -> str:
     """Real and generated points over the contours of the critic's value."""
-    plt = _pyplot()
+    plt = pyplot()
     both = torch.cat([real, fake])
     lo, hi = both.min(0).values - 0.3, both.max(0).values + 0.3
     xs, ys = torch.linspace(float(lo[0]), float(hi[0]), 120), torch.linspace(float(lo[1]), float(hi[1]), 120)
@@ -45,7 +46,7 @@ def samples_2d(path: str, real: Tensor, fake: Tensor, critic, device, title: str
 
 def image_grid(path: str, images: Tensor, title: str, columns: int = 10) -> str:
     """A grid of images in [-1, 1], (N, C, H, W)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(images)
     rows = (n + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False)
@@ -60,7 +61,7 @@ def image_grid(path: str, images: Tensor, title: str, columns: int = 10) -> str:
 
 def curves(path: str, records: list[dict]) -> str:
     """Losses, W estimate and exact W1 against the generator step."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(11, 4))
     trained = [r for r in records if "critic_loss" in r]
     for key in ("critic_loss", "generator_loss"):
@@ -81,7 +82,7 @@ def _save(fig, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 

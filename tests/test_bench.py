@@ -55,6 +55,18 @@ def test_torch_compile_refusing_the_double_backward_is_an_error_row():
     assert row["status"] == "error" and "double backward" in row["error"]
 
 
+def test_a_cuda_graph_that_cannot_be_captured_is_an_error_row():
+    calls = []
+    peer = Peer("fastgan", lambda: calls.append(1), "cpu")
+    assert suites.with_cuda_graphs([peer], CPU) == [peer]  # no graphs off the GPU
+    graphed = harness.cuda_graph(peer)
+    assert graphed.name == "fastgan (cuda graph)" and graphed.backend == "cpu"
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: this capture would succeed")
+    (m,) = harness.measure([graphed], reps=2, warmup=1, device=CPU)
+    assert m.times == [] and m.error and calls == []
+
+
 def test_peak_memory_counts_live_tensors():
     def two_buffers():
         a = torch.ones(1024, 1024)
@@ -73,9 +85,11 @@ def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
     assert "no GPU is present" in text and "torch.compile" in text and "double backward" in text
     with open(f"{out}/bench_quick_critic-step.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    peers = {r["peer"]: r for r in rows}
-    assert set(peers) == {"eager", "eager-careful", "torch.func", "torch.compile", "fastgan"}
-    assert peers["fastgan"]["backend"] == "cpu" and float(peers["fastgan"]["fraction_of_floor"]) > 0
+    peers = {(r["peer"], r["backend"]): r for r in rows}
+    assert set(peers) == {("eager", ""), ("eager-careful", ""), ("torch.func", ""), ("torch.compile", ""),
+                          ("fastgan", "cpu"), ("fastgan", "eager")}
+    assert float(peers["fastgan", "cpu"]["fraction_of_floor"]) > 0
+    assert {r["timing"] for r in rows} == {"wall clock"}
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out,
                  "--compare", f"{out}/bench_quick_critic-step.csv"]) == 0
     assert "tiny 3-16-16-1 B=8 / fastgan / cpu:" in capsys.readouterr().out

@@ -1,8 +1,10 @@
 """The benchmark harness: interleaved repetitions of every peer of a config, the
 statistics and ratios of each, peak memory, and the CSV / markdown / compare outputs.
 
-A peer that fails (torch.compile on a double backward, say) is a row with its error,
-not a silent skip.
+A peer that fails (torch.compile on a double backward, a CUDA-graph capture that the
+step does not allow) is a row with its error, not a silent skip. On the CPU each
+repetition is timed by the wall clock; on a GPU by CUDA events, and a peer can also be
+captured once into a CUDA graph and replayed (:func:`cuda_graph`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import torch
 
 #: The CSV columns, in order.
 SCHEMA = ("suite", "config", "peer", "backend", "status", "median_ms", "p20_ms", "p80_ms", "ratio_to_eager",
-          "floor_ms", "fraction_of_floor", "peak_mem_mb", "mem_method", "error", "reps", "threads",
+          "floor_ms", "fraction_of_floor", "peak_mem_mb", "mem_method", "timing", "error", "reps", "threads",
           "torch", "fastgan", "device", "date")
 
 
@@ -90,11 +92,58 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
     return peak / 2**20
 
 
+def timing_method(device: torch.device) -> str:
+    return "cuda events" if device.type == "cuda" else "wall clock"
+
+
+def _wall_clock(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _cuda_events(fn: Callable[[], object]) -> float:
+    """Seconds between two events recorded on the current stream around ``fn``, after
+    the work queued before it has finished."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.current_stream().synchronize()
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def cuda_graph(peer: Peer, warmup: int = 3) -> Peer:
+    """``peer`` captured into a CUDA graph on its first call (after ``warmup`` calls
+    on a side stream, as capture requires) and replayed on every call. A step that
+    cannot be captured (a host synchronisation, a CPU tensor copied in) raises on that
+    first call, which :func:`measure` records as the peer's error."""
+    graph = None
+
+    def replay():
+        nonlocal graph
+        if graph is None:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(warmup):
+                    peer.fn()
+            torch.cuda.current_stream().wait_stream(side)
+            captured = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(captured):
+                peer.fn()
+            graph = captured
+        graph.replay()
+
+    return Peer(f"{peer.name} (cuda graph)", replay, peer.backend)
+
+
 def measure(peers: list[Peer], reps: int, warmup: int, device: torch.device) -> list[Measured]:
     """Warms every peer up, then times ``reps`` interleaved repetitions (peer after
-    peer within a repetition), synchronising CUDA around each. A peer that raises is
-    measured no further and keeps its error."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
+    peer within a repetition) by :func:`timing_method`. A peer that raises is measured
+    no further and keeps its error."""
+    timed = _cuda_events if device.type == "cuda" else _wall_clock
     results = [Measured(p) for p in peers]
     for r in results:
         if r.peer.compiled:
@@ -109,11 +158,7 @@ def measure(peers: list[Peer], reps: int, warmup: int, device: torch.device) -> 
         for r in results:
             if r.error:
                 continue
-            sync(device)
-            start = time.perf_counter()
-            r.peer.fn()
-            sync(device)
-            r.times.append(time.perf_counter() - start)
+            r.times.append(timed(r.peer.fn))
     return results
 
 
@@ -139,7 +184,8 @@ def rows(suite: str, config: str, measured: list[Measured], device: torch.device
         row.update(suite=suite, config=config, peer=m.peer.name, backend=m.peer.backend,
                    status="error" if m.error else "ok", error=m.error, reps=len(m.times),
                    threads=torch.get_num_threads(), torch=torch.__version__, fastgan=fastgan.__version__,
-                   device=device_name(device), date=datetime.date.today().isoformat(), mem_method=method)
+                   device=device_name(device), date=datetime.date.today().isoformat(), mem_method=method,
+                   timing=timing_method(device))
         if m.times:
             median, p20, p80 = quantiles(m.times)
             row.update(median_ms=median * 1e3, p20_ms=p20 * 1e3, p80_ms=p80 * 1e3)
@@ -170,8 +216,8 @@ def write(all_rows: list[dict], out_dir: str, stem: str, command: str) -> list[s
     with open(md_path, "w") as f:
         f.write(f"Command: `{command}`\n\n{first['device']}, {first['threads']} threads, torch "
                 f"{first['torch']}, fastgan {first['fastgan']}, {first['date']}. Median (p20-p80) of "
-                f"interleaved repetitions after warm-up; ratio = eager's median over the peer's; "
-                f"peak memory by {first['mem_method']}.\n\n")
+                f"interleaved repetitions after warm-up, timed by {first['timing']}; ratio = eager's "
+                f"median over the peer's; peak memory by {first['mem_method']}.\n\n")
         f.write("| suite | config | peer | median ms (p20-p80) | vs eager | of GEMM floor | peak MB |\n")
         f.write("|---|---|---|---|---|---|---|\n")
         for r in all_rows:

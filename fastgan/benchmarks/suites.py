@@ -2,7 +2,9 @@
 run one repetition each, and ``floor`` (or None) runs the GEMMs the math doc counts for
 a fused critic step, timed in the same run.
 
-* ``critic-step``: one WGAN-GP critic step (loss, backward into .grad) of an MLP critic;
+* ``critic-step``: one WGAN-GP critic step (loss, backward into .grad) of an MLP critic,
+  on the engine issue's three configs; on a GPU also at B = 4096, and every peer also
+  replayed from a CUDA graph;
 * ``train-iter``: a whole training iteration (n_critic critic steps, a generator step,
   optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets;
 * ``ops``: the drop-in ops (:mod:`fastgan.benchmarks.ops_suite`);
@@ -16,12 +18,15 @@ import torch
 
 import fastgan
 from fastgan.benchmarks import peers as P
-from fastgan.benchmarks.harness import Peer
+from fastgan.benchmarks.harness import Peer, cuda_graph
 from fastgan.benchmarks.ops_suite import ops
 from fastgan.trainer import TrainConfig, Trainer
 
-CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("mnist-1024", (784, 1024, 1024, 1024), 256)]
+CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("mnist-512", (784, 512, 512, 512), 64),
+                  ("mnist-1024", (784, 1024, 1024, 1024), 256)]
 QUICK_CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256)]
+GPU_CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 4096), ("mnist-1024", (784, 1024, 1024, 1024), 4096)]
+QUICK_GPU_CRITIC_CONFIGS = GPU_CRITIC_CONFIGS[:1]
 
 
 def floor_gemms(widths, batch, smooth=False, device=None):
@@ -62,9 +67,22 @@ def fastgan_backends(device: torch.device) -> list[str]:
     return [b for b in native if b in ("cuda", "triton")]
 
 
+def with_cuda_graphs(peers: list[Peer], device: torch.device) -> list[Peer]:
+    """On a GPU, ``peers`` followed by each uncompiled peer replayed from a CUDA graph
+    (:func:`fastgan.benchmarks.harness.cuda_graph`); elsewhere ``peers``."""
+    if device.type != "cuda":
+        return peers
+    return peers + [cuda_graph(p) for p in peers if not p.compiled]
+
+
 def critic_step(quick: bool, device: torch.device):
+    """The configs, and on a GPU the large-batch ones; the peers, fastgan on its native
+    backends and on its plain-torch ``eager`` backend (the reference)."""
     lam = 10.0
-    for name, widths, batch in (QUICK_CRITIC_CONFIGS if quick else CRITIC_CONFIGS):
+    configs = QUICK_CRITIC_CONFIGS if quick else CRITIC_CONFIGS
+    if device.type == "cuda":
+        configs = configs + (QUICK_GPU_CRITIC_CONFIGS if quick else GPU_CRITIC_CONFIGS)
+    for name, widths, batch in configs:
         torch.manual_seed(0)
         critic = fastgan.FusedMLPCritic(widths[0], widths[1:], "lrelu").to(device)
         seq = critic.to_sequential()
@@ -79,8 +97,10 @@ def critic_step(quick: bool, device: torch.device):
         peers = [Peer("eager", torch_step(P.popular_loss)), Peer("eager-careful", torch_step(P.careful_loss)),
                  Peer("torch.func", torch_step(P.func_loss)),
                  Peer("torch.compile", torch.compile(torch_step(P.popular_loss, copy.deepcopy(seq))), compiled=True)]
-        peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b), b) for b in fastgan_backends(device)]
-        yield f"{name} {'-'.join(map(str, widths))}-1 B={batch}", peers, floor_gemms(widths, batch, device=device)
+        peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b), b)
+                  for b in fastgan_backends(device) + ["eager"]]
+        yield (f"{name} {'-'.join(map(str, widths))}-1 B={batch}", with_cuda_graphs(peers, device),
+               floor_gemms(widths, batch, device=device))
 
 
 def _optimizers(objective, critic, generator, foreach):
@@ -169,6 +189,7 @@ def scaling(quick: bool, device: torch.device):
         critic = fastgan.FusedMLPCritic(2, widths[1:], "lrelu").to(device)
         real, fake = torch.randn(batch, 2, device=device), torch.randn(batch, 2, device=device)
         peers = [Peer("fastgan", fused_critic_step(critic, real, fake, 10.0, backend[0]), backend[0])]
+        peers = with_cuda_graphs(peers, device)
         yield f"{sweep} sweep: width {width}, B={batch}", peers, floor_gemms(widths, batch, device=device)
 
 
