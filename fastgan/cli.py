@@ -1,4 +1,5 @@
-"""The ``fastgan`` command line: ``train``, ``sample``, ``plot`` and ``doctor``."""
+"""The ``fastgan`` command line: ``train``, ``sample``, ``plot``, ``doctor``, ``bench``
+and ``reproduce``."""
 from __future__ import annotations
 
 import argparse
@@ -163,6 +164,22 @@ def _plot(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    from fastgan import reproduce
+
+    names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
+    reports = [reproduce.run(name, args.quick, args.out, args.seed) for name in names]
+    claims = [c for r in reports for c in r.claims]
+    print(f"{sum(c.holds for c in claims)} of {len(claims)} claims hold")
+    if args.name == "all":
+        command = f"fastgan reproduce all{' --quick' if args.quick else ''} --seed {args.seed}"
+        path = os.path.join(args.out, "claims.md")
+        with open(path, "w") as f:
+            f.write(reproduce.markdown_table(reports, command))
+        print(f"wrote {path}")
+    return 0
+
+
 def _bench(rest: list[str]) -> int:
     from fastgan.benchmarks.cli import main as bench_main
 
@@ -209,6 +226,20 @@ def main(argv: list[str] | None = None) -> int:
     plot.add_argument("run_dir")
     plot.add_argument("--device", default="auto")
     plot.set_defaults(run=_plot)
+
+    from fastgan.reproduce import EXPERIMENTS
+
+    reproduce = commands.add_parser(
+        "reproduce", help="check a claim of the seed papers on a small problem",
+        description="Run one of the seed papers' experiments: it writes NAME.png and NAME.json to "
+                    "--out and prints each claim, the measured value, and whether it holds.",
+        epilog="experiments: " + ", ".join(EXPERIMENTS) + ", or all")
+    reproduce.add_argument("name", choices=[*EXPERIMENTS, "all"], metavar="NAME",
+                           help="an experiment (see below), or all")
+    reproduce.add_argument("--quick", action="store_true", help="a small, fast version (a smoke test)")
+    reproduce.add_argument("--out", default=os.path.join("runs", "reproduce"), help="the output folder")
+    reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.set_defaults(run=_reproduce)
 
     # listed for --help; `fastgan bench ...` goes to fastgan.benchmarks.cli before parsing
     commands.add_parser("bench", help="benchmark fastgan against its peers (fastgan bench --help)")
