@@ -68,7 +68,43 @@ DEMO = {"objective": "wgan-gp", "data": "8gaussians", "steps": 1200, "lr": 5e-4,
         "out": "runs/demo"}
 
 
+def _launch(nproc: int, argv: list[str]) -> int:
+    """Re-runs this ``fastgan train`` command as ``nproc`` ranks under torchrun (this
+    process becomes torchrun, which forwards Ctrl-C and SIGTERM to every rank)."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc-per-node":
+            skip = True
+        elif not arg.startswith("--nproc-per-node="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "fastgan.cli", *rest]
+    print("fastgan: " + " ".join(command[1:]), flush=True)
+    os.execv(sys.executable, command)
+    return 1  # not reached
+
+
 def _train(args) -> int:
+    from fastgan import distributed
+
+    if args.nproc_per_node < 1:
+        print(f"fastgan train: --nproc-per-node must be >= 1, got {args.nproc_per_node}", file=sys.stderr)
+        return 2
+    if args.nproc_per_node > 1:
+        return _launch(args.nproc_per_node, args.argv)
+    try:
+        return _train_here(args)
+    except distributed.PeerLost as exc:
+        print(f"fastgan train: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        distributed.shutdown()
+
+
+def _train_here(args) -> int:
+    """Trains in this process (one rank of a distributed run, or the whole run)."""
     from fastgan import plots
     from fastgan.checkpoint import CheckpointError
     from fastgan.trainer import Trainer
@@ -81,15 +117,21 @@ def _train(args) -> int:
             values = _read_config(args.config) if args.config else {}
             trainer = Trainer(TrainConfig(**{**values, **given}))
         else:
-            print("fastgan: the demo (" + ", ".join(f"{k} {v}" for k, v in DEMO.items()) + ")")
+            if os.environ.get("RANK", "0") == "0":  # once per run, not per rank
+                print("fastgan: the demo (" + ", ".join(f"{k} {v}" for k, v in DEMO.items()) + ")")
             trainer = Trainer(TrainConfig(**DEMO))
     except (CheckpointError, ValueError, RuntimeError) as exc:
         print(f"fastgan train: {exc}", file=sys.stderr)
         return 2
     cfg = trainer.cfg
-    print(f"fastgan: {cfg.objective} on {trainer.data.name}, {cfg.steps} generator steps from step "
-          f"{trainer.step}, device {trainer.device}, output in {cfg.out}")
+    group = trainer.group
+    ranks = f", {group.world_size} ranks of batch {trainer.batch}" if group.active else ""
+    if group.is_main:
+        print(f"fastgan: {cfg.objective} on {trainer.data.name}, {cfg.steps} generator steps from step "
+              f"{trainer.step}, device {trainer.device}{ranks}, output in {cfg.out}")
     summary = trainer.run()
+    if not group.is_main:
+        return 128 + int(summary["interrupted"]) if summary["interrupted"] is not None else 0
     paths = plots.run_plots(trainer)
     if summary["profile"]:
         print(summary["profile"])
@@ -209,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--config", help="a TOML file of settings (the flags' names); flags override it")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run checkpointed in RUN_DIR")
+    train.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
+                       help="train data-parallel on N processes of this machine (torchrun; gloo on the CPU, "
+                            "NCCL on GPUs, one GPU each); the batch is split between them")
     _add_config_flags(train)
     train.set_defaults(run=_train)
 
@@ -244,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     # listed for --help; `fastgan bench ...` goes to fastgan.benchmarks.cli before parsing
     commands.add_parser("bench", help="benchmark fastgan against its peers (fastgan bench --help)")
     args = parser.parse_args(argv)
+    args.argv = argv
     return args.run(args)
 
 

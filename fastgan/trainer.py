@@ -1,6 +1,10 @@
 """The thin trainer: one loop for every objective of :mod:`fastgan.objectives`, with the
 fused ops underneath, metrics, ``metrics.jsonl``, plots, checkpoints that resume bit for
 bit, a clean stop on Ctrl-C / SIGTERM, and profiling spans around every phase.
+
+Started by ``torchrun`` (or ``fastgan train --nproc-per-node N``), each rank trains on
+its shard of every batch and the gradients are averaged across ranks
+(:mod:`fastgan.distributed`); rank 0 alone evaluates and writes.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fastgan import checkpoint, data as datasets, metrics, models, objectives, profiling
+from fastgan import checkpoint, data as datasets, distributed, metrics, models, objectives, profiling
 from fastgan.nn import FusedMLPCritic
 from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import gradient_penalty
@@ -35,7 +39,7 @@ class TrainConfig:
     objective: str = _setting("wgan-gp", "gan, nsgan, noisy-gan, wgan or wgan-gp")
     data: str = _setting("8gaussians", "a data set's name or the path of an array or image folder")
     steps: int = _setting(2000, "generator steps")
-    batch: int = _setting(256, "batch size")
+    batch: int = _setting(256, "batch size (the whole batch, over all ranks)")
     n_critic: int | None = _setting(None, "critic steps per generator step", int)
     lr: float | None = _setting(None, "learning rate of both networks", float)
     lr_decay: str = _setting("none", "learning-rate schedule: none, or linear to 0 at the last step")
@@ -54,6 +58,8 @@ class TrainConfig:
     checkpoint_every: int = _setting(500, "a checkpoint every k steps (and at the end)")
     seed: int = _setting(0, "random seed")
     device: str = _setting("auto", "cpu, cuda or auto")
+    dtype: str = _setting("float32", "float32 or float64 (networks and samples)")
+    dist_timeout: float = _setting(300.0, "seconds a rank waits for the others before it gives up (distributed runs)")
     out: str = _setting("runs/demo", "the run folder")
     profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
     progress: bool = _setting(True, "a progress bar")
@@ -71,13 +77,17 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
         objectives.noise_sigma(0, 1, self.sigma, self.noise_schedule)
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if self.dist_timeout <= 0:
+            raise ValueError(f"dist_timeout must be > 0, got {self.dist_timeout}")
         if self.lr_decay not in ("none", "linear"):
             raise ValueError(f"lr_decay must be none or linear, got {self.lr_decay!r}")
 
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
 RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
-               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed")
+               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -96,12 +106,19 @@ def _grad_norm(module: torch.nn.Module) -> float:
 
 class Trainer:
     """Builds the data, networks and optimisers of a :class:`TrainConfig` and trains
-    them; ``Trainer.resume(run_dir)`` continues a checkpointed run bit for bit."""
+    them; ``Trainer.resume(run_dir)`` continues a checkpointed run bit for bit.
+
+    Every draw of randomness goes through :meth:`sample_real`, :meth:`sample_latent`
+    and :meth:`sample_eps`, in a fixed order per step."""
 
     def __init__(self, cfg: TrainConfig):
         cfg.validate()
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.group, self.device = distributed.setup(resolve_device(cfg.device), cfg.dist_timeout)
+        if cfg.batch % self.group.world_size:
+            raise ValueError(f"batch {cfg.batch} does not split evenly over {self.group.world_size} ranks")
+        self.batch = cfg.batch // self.group.world_size  # this rank's shard
+        self.dtype = getattr(torch, cfg.dtype)
         self.data = datasets.load(cfg.data)
         images = self.data.is_image
         hp = objectives.defaults(cfg.objective, images)
@@ -112,6 +129,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.generator, self.critic = models.build(self.data.shape, self.latent_dim,
                                                    cfg.width or (64 if images else 512), self.device)
+        self.generator.to(self.dtype)
+        self.critic.to(self.dtype)
+        if self.group.active:
+            self.generator = distributed.sync_batch_norm(self.generator, self.device)
+            self.group.broadcast_(self.generator)
+            self.group.broadcast_(self.critic)
+            torch.manual_seed(distributed.stream_seed(cfg.seed, self.group.rank))  # this rank's own streams
         lr = self.lr = cfg.lr or hp.lr
         betas = (hp.betas[0] if cfg.beta1 is None else cfg.beta1, hp.betas[1] if cfg.beta2 is None else cfg.beta2)
         if hp.optimizer == "rmsprop":
@@ -123,7 +147,7 @@ class Trainer:
             self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas, fused=True)
         self.step = 0
         self.elapsed = 0.0  # training seconds before this process (resumed runs)
-        self.classifier = metrics.digit_classifier() if cfg.data == "digits" else None
+        self.classifier = metrics.digit_classifier() if cfg.data == "digits" and self.group.is_main else None
         self._stop = None
 
     # ------------------------------------------------------------------ checkpoints
@@ -133,15 +157,21 @@ class Trainer:
         return os.path.join(self.cfg.out, "checkpoint.pt")
 
     def state(self) -> dict:
+        """The run's state; ``rng`` holds every rank's RNG states, in rank order (a
+        collective in a distributed run: every rank calls it)."""
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"config": dataclasses.asdict(self.cfg), "step": self.step, "elapsed": self.elapsed,
+                "world_size": self.group.world_size,
                 "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.group.gather(rng)}
 
     def save(self) -> str:
-        checkpoint.save(self.checkpoint_path, self.state())
+        """Writes the checkpoint (rank 0; every rank must call it)."""
+        state = self.state()
+        if self.group.is_main:
+            checkpoint.save(self.checkpoint_path, state)
         return self.checkpoint_path
 
     @classmethod
@@ -164,9 +194,16 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as exc:
             raise checkpoint.CheckpointError(f"{path} does not fit this run's networks: {exc}") from None
         trainer.step, trainer.elapsed = state["step"], state["elapsed"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and trainer.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], trainer.device)
+        rngs, group = state["rng"], trainer.group
+        if len(rngs) == group.world_size:  # the same ranks: each continues its own streams
+            torch.set_rng_state(rngs[group.rank]["torch"])
+            if "cuda" in rngs[group.rank] and trainer.device.type == "cuda":
+                torch.cuda.set_rng_state(rngs[group.rank]["cuda"], trainer.device)
+        else:  # another number of ranks: fresh streams per rank, derived from the step
+            torch.manual_seed(distributed.stream_seed(cfg.seed, group.rank, trainer.step))
+            if group.is_main:
+                print(f"fastgan: {path} was written by {len(rngs)} rank(s), this run has {group.world_size}: "
+                      "the models and optimisers continue, the random streams start afresh")
         return trainer
 
     @classmethod
@@ -180,7 +217,7 @@ class Trainer:
     def _truncate_log(self) -> None:
         """Drops the log lines written after the checkpoint (an interrupted run's tail)."""
         path = os.path.join(self.cfg.out, "metrics.jsonl")
-        if not os.path.exists(path):
+        if not self.group.is_main or not os.path.exists(path):
             return
         with open(path) as f:
             kept = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
@@ -189,11 +226,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _real(self, n: int) -> Tensor:
-        return self.data.sample(n).to(self.device)
+    def sample_real(self, n: int) -> Tensor:
+        """``n`` real samples for this rank, from its own data stream."""
+        return self.data.sample(n).to(self.device, self.dtype)
 
-    def _noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.latent_dim).to(self.device)
+    def sample_latent(self, n: int) -> Tensor:
+        """``n`` latent codes for this rank, from its own noise stream."""
+        return torch.randn(n, self.latent_dim).to(self.device, self.dtype)
+
+    def sample_eps(self, n: int) -> Tensor:
+        """The ``n`` interpolation weights of the gradient penalty, shape ``(n,)``."""
+        return torch.rand(n, dtype=self.dtype, device=self.device)
 
     def _sigma(self) -> float:
         if self.cfg.objective != "noisy-gan":
@@ -206,23 +249,25 @@ class Trainer:
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
         obj, cfg = self.cfg.objective, self.cfg
         with span("data"):
-            real = self._real(cfg.batch)
+            real = self.sample_real(self.batch)
             with torch.no_grad():
-                fake = self.generator(self._noise(cfg.batch))
+                fake = self.generator(self.sample_latent(self.batch))
         self.opt_d.zero_grad(set_to_none=True)
         penalty = None
         with span("critic_forward_backward"):
             if obj in ("wgan", "wgan-gp"):
                 lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
+                eps = self.sample_eps(self.batch) if lam else None
                 if isinstance(self.critic, FusedMLPCritic):  # one fused pass, penalty included
-                    out = self.critic.wgan_gp_loss(real, fake, lam=lam) if lam else self.critic.wgan_loss(real, fake)
+                    out = (self.critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam
+                           else self.critic.wgan_loss(real, fake))
                     loss, w, penalty = out.loss, out.wasserstein, out.penalty
                 else:
                     loss = objectives.critic_wgan_loss(self.critic(real), self.critic(fake))
                     w = -loss.detach()
                     if lam:
                         with span("penalty"):
-                            penalty = gradient_penalty(self.critic, real, fake, lam=1.0)
+                            penalty = gradient_penalty(self.critic, real, fake, lam=1.0, eps=eps)
                         loss = loss + lam * penalty
             else:
                 d_real = self.critic(self._noisy(real, sigma))
@@ -230,11 +275,13 @@ class Trainer:
                 loss = objectives.critic_gan_loss(d_real, d_fake)
                 w = (d_real.mean() - d_fake.mean()).detach()
             loss.backward()
+        with span("gradient_sync"):
+            self.group.average_gradients(self.critic)
         stats = {}
         if log:  # reading values back syncs a GPU: only for the steps that are logged
-            stats = {"critic_loss": float(loss.detach()), "wasserstein": float(w),
-                     "penalty": 0.0 if penalty is None else float(penalty.detach()),
-                     "critic_grad_norm": _grad_norm(self.critic)}
+            stats = self.group.mean({"critic_loss": float(loss.detach()), "wasserstein": float(w),
+                                     "penalty": 0.0 if penalty is None else float(penalty.detach())})
+            stats["critic_grad_norm"] = _grad_norm(self.critic)
         with span("clip" if obj == "wgan" else "critic_optimizer"):
             self.opt_d.step()  # ClippedRMSprop clips in the same pass (wgan)
         return stats
@@ -244,16 +291,18 @@ class Trainer:
         with span("generator_step"):
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
-            x = self._noisy(self.generator(self._noise(self.cfg.batch)), sigma)  # through the noise (Cor. 3.2)
+            x = self._noisy(self.generator(self.sample_latent(self.batch)), sigma)  # through the noise (Cor. 3.2)
             d = self.critic(x)
             if obj in ("wgan", "wgan-gp"):
                 loss = -d.mean()
             else:
                 loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
             loss.backward()
+            self.group.average_gradients(self.generator)
             stats = {}
             if log:
-                stats = {"generator_loss": float(loss.detach()), "generator_grad_norm": _grad_norm(self.generator)}
+                stats = self.group.mean({"generator_loss": float(loss.detach())})
+                stats["generator_grad_norm"] = _grad_norm(self.generator)
             self.opt_g.step()
             self.critic.requires_grad_(True)
         return stats
@@ -296,8 +345,8 @@ class Trainer:
         was_training = self.generator.training
         self.generator.eval()
         with torch.no_grad():
-            z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-            x = self.generator(z).cpu()
+            z = torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
+            x = self.generator(z).float().cpu()
         self.generator.train(was_training)
         return x
 
@@ -322,10 +371,13 @@ class Trainer:
     def run(self) -> dict:
         """Trains up to ``cfg.steps`` generator steps; returns a summary. Ctrl-C or
         SIGTERM stops after the current step with a checkpoint (``interrupted`` holds
-        the signal's number)."""
+        the signal's number). In a distributed run every rank calls it; rank 0 alone
+        evaluates, logs, profiles and writes, and a signal to any rank stops all of them
+        after the same step."""
         from tqdm import tqdm
 
         cfg = self.cfg
+        main = self.group.is_main
         os.makedirs(cfg.out, exist_ok=True)
         log_path = os.path.join(cfg.out, "metrics.jsonl")
         handlers = {}
@@ -334,23 +386,25 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread: no signal handling
                 pass
-        profile = profiling.Profile(cfg.profile, os.path.join(cfg.out, "trace.json")) if cfg.profile else None
+        profile = (profiling.Profile(cfg.profile, os.path.join(cfg.out, "trace.json"))
+                   if cfg.profile and main else None)
         summary = {"start_step": self.step, "interrupted": None, "profile": None}
         first = last = None
         try:
-            with open(log_path, "a") as log:
-                if self.step == 0:
+            with open(log_path if main else os.devnull, "a") as log:
+                if self.step == 0 and main:
                     first = {"step": 0, "time": 0.0, **self.evaluate()}
                     log.write(json.dumps(first) + "\n")
-                bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, unit="step",
+                bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and main), unit="step",
                            dynamic_ncols=True)
                 started = time.perf_counter() - self.elapsed
                 while self.step < cfg.steps and self._stop is None:
                     record = self.train_step()
+                    self._stop = self.group.any_signal(self._stop)
                     bar.update(1)
                     if profile is not None and summary["profile"] is None:
                         summary["profile"] = profile.step()
-                    due_eval = self._evaluates_at(self.step)
+                    due_eval = self._evaluates_at(self.step) and main
                     if due_eval:
                         record.update(self.evaluate())
                     if self._logs_at(self.step):

@@ -83,7 +83,7 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, objective, lr_
     a, b = whole.state(), resumed.state()
     for key in ("generator", "critic"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
     assert all(torch.equal(x, y) for x, y in zip(torch.utils._pytree.tree_leaves(a["opt_d"]["state"]),
                                                  torch.utils._pytree.tree_leaves(b["opt_d"]["state"])))
     train_keys = ("step", "critic_loss", "generator_loss", "wasserstein", "penalty")

@@ -1,0 +1,54 @@
+"""One rank of the distributed parity tests, run under torchrun (or alone, as the
+one-rank reference): a Trainer whose real samples, latent codes and penalty weights are
+this rank's shard of one global stream that every rank draws alike, so that a run on
+W ranks of batch B / W sees exactly the samples of a one-rank run of batch B. Each rank
+saves its parameters to OUT/params_rank{R}.pt.
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py \
+        OBJECTIVE DATA OUT
+"""
+import os
+import sys
+
+import torch
+
+from fastgan.trainer import TrainConfig, Trainer
+
+
+class SharedStreamTrainer(Trainer):
+    """Every draw is the rank's slice of a global draw seeded by its position in the run."""
+
+    def __init__(self, cfg):
+        self._draws = 0
+        super().__init__(cfg)
+
+    def _shard(self, draw, n):
+        self._draws += 1
+        world, rank = self.group.world_size, self.group.rank
+        full = draw(n * world, torch.Generator().manual_seed(10_000 + self._draws))
+        return full[rank * n:(rank + 1) * n].to(self.device, self.dtype)
+
+    def sample_real(self, n):
+        return self._shard(lambda m, g: self.data.sample(m, g), n)
+
+    def sample_latent(self, n):
+        return self._shard(lambda m, g: torch.randn(m, self.latent_dim, generator=g), n)
+
+    def sample_eps(self, n):
+        return self._shard(lambda m, g: torch.rand(m, generator=g, dtype=torch.float64), n)
+
+
+def main(objective: str, data: str, out: str) -> None:
+    images = data == "digits"
+    cfg = TrainConfig(objective=objective, data=data, steps=10, batch=8, dtype="float64", seed=3,
+                      width=8 if images else 16, latent_dim=8, n_critic=2 if objective == "wgan-gp" else None,
+                      log_every=5, eval_every=0, eval_samples=64, checkpoint_every=10**6, progress=False, out=out)
+    trainer = SharedStreamTrainer(cfg)
+    trainer.run()
+    params = {f"generator.{k}": v for k, v in trainer.generator.state_dict().items()}
+    params.update({f"critic.{k}": v for k, v in trainer.critic.state_dict().items()})
+    torch.save(params, os.path.join(out, f"params_rank{trainer.group.rank}.pt"))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
