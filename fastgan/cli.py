@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 import tomllib
+from typing import NoReturn
 
 from fastgan.objectives import DESCRIPTIONS
 from fastgan.trainer import TrainConfig
@@ -68,7 +69,7 @@ DEMO = {"objective": "wgan-gp", "data": "8gaussians", "steps": 1200, "lr": 5e-4,
         "out": "runs/demo"}
 
 
-def _launch(nproc: int, argv: list[str]) -> int:
+def _launch(nproc: int, argv: list[str]) -> NoReturn:
     """Re-runs this ``fastgan train`` command as ``nproc`` ranks under torchrun (this
     process becomes torchrun, which forwards Ctrl-C and SIGTERM to every rank)."""
     rest, skip = [], False
@@ -83,7 +84,6 @@ def _launch(nproc: int, argv: list[str]) -> int:
                "-m", "fastgan.cli", *rest]
     print("fastgan: " + " ".join(command[1:]), flush=True)
     os.execv(sys.executable, command)
-    return 1  # not reached
 
 
 def _train(args) -> int:
@@ -93,7 +93,7 @@ def _train(args) -> int:
         print(f"fastgan train: --nproc-per-node must be >= 1, got {args.nproc_per_node}", file=sys.stderr)
         return 2
     if args.nproc_per_node > 1:
-        return _launch(args.nproc_per_node, args.argv)
+        _launch(args.nproc_per_node, args.argv)
     try:
         return _train_here(args)
     except distributed.PeerLost as exc:

@@ -107,7 +107,9 @@ class Group:
             self._collective(dist.broadcast, t, 0)
 
     def _device(self) -> torch.device:
-        return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
 
 
 def setup(device: torch.device, timeout_s: float) -> tuple[Group, torch.device]:

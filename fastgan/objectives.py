@@ -47,6 +47,12 @@ def generator_gan_loss(d_fake: Tensor, saturating: bool) -> Tensor:
     return -F.softplus(d_fake).mean() if saturating else F.softplus(-d_fake).mean()
 
 
+def instance_noise(x: Tensor, sigma: float) -> Tensor:
+    """``x`` plus Gaussian noise of std ``sigma`` (``x`` itself for sigma 0): the
+    instance noise of Arjovsky & Bottou (2017, section 3), differentiable in ``x``."""
+    return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+
 def critic_wgan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
     """``E D(G(z)) - E D(x)``: minimising it maximises the W estimate."""
     return d_fake.mean() - d_real.mean()

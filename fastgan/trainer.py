@@ -243,9 +243,6 @@ class Trainer:
             return 0.0
         return objectives.noise_sigma(self.step, self.cfg.steps, self.cfg.sigma, self.cfg.noise_schedule)
 
-    def _noisy(self, x: Tensor, sigma: float) -> Tensor:
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
-
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
         obj, cfg = self.cfg.objective, self.cfg
         with span("data"):
@@ -270,8 +267,8 @@ class Trainer:
                             penalty = gradient_penalty(self.critic, real, fake, lam=1.0, eps=eps)
                         loss = loss + lam * penalty
             else:
-                d_real = self.critic(self._noisy(real, sigma))
-                d_fake = self.critic(self._noisy(fake, sigma))
+                d_real = self.critic(objectives.instance_noise(real, sigma))
+                d_fake = self.critic(objectives.instance_noise(fake, sigma))
                 loss = objectives.critic_gan_loss(d_real, d_fake)
                 w = (d_real.mean() - d_fake.mean()).detach()
             loss.backward()
@@ -291,7 +288,8 @@ class Trainer:
         with span("generator_step"):
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
-            x = self._noisy(self.generator(self.sample_latent(self.batch)), sigma)  # through the noise (Cor. 3.2)
+            # through the noise (Cor. 3.2)
+            x = objectives.instance_noise(self.generator(self.sample_latent(self.batch)), sigma)
             d = self.critic(x)
             if obj in ("wgan", "wgan-gp"):
                 loss = -d.mean()

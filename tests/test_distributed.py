@@ -39,7 +39,6 @@ def test_two_ranks_of_half_the_batch_equal_one_rank(tmp_path, objective, data):
     reference, rank0, rank1 = (_params(one / "params_rank0.pt"), _params(two / "params_rank0.pt"),
                                _params(two / "params_rank1.pt"))
     assert set(reference) == set(rank0) == set(rank1)
-    moved = 0
     for name, ref in reference.items():
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between the ranks"
         if not ref.is_floating_point():

@@ -95,12 +95,9 @@ def test_quadratic_r2_is_one_on_quadratics_and_less_on_ripples():
 
 
 def test_report_json_writes_infinities_as_strings(tmp_path):
-    import matplotlib
+    from fastgan.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure()
+    fig = pyplot().figure()
     report = Report("x", "src", [Claim("c", "inf", True)], {"kl": math.inf, "arr": np.array([1.0, -math.inf])}, fig)
     json_path, png_path = write(report, str(tmp_path), {"quick": True})
     body = json.loads(open(json_path).read())

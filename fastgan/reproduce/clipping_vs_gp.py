@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from fastgan import FusedMLPCritic, data, objectives
-from fastgan.optim import ClippedRMSprop
 from fastgan.plots import pyplot
 from fastgan.reproduce.report import Claim, Report
+from fastgan.reproduce.training import critic_optimizer, critic_step
 
 SETTINGS = {
     "full": {"steps": 2000, "width": 512, "grid": 100, "depth": 12, "deep_width": 256, "deep_steps": 500,
@@ -36,26 +36,14 @@ EXTENT = 3.0  # the surfaces are drawn over [-3, 3]^2
 SPREAD = 10.0  # "explode or vanish": first / last layer norm beyond this factor either way
 
 
-def _wgan_gp_settings():
-    hp = objectives.defaults("wgan-gp", images=False)
-    return hp.lr, hp.betas, hp.lam
-
-
 def train_critic(critic: FusedMLPCritic, dataset, method: float | str, steps: int, batch: int) -> FusedMLPCritic:
     """``steps`` critic steps against the real data plus N(0, 1) noise; ``method`` is
     a clipping bound c (RMSprop 5e-5) or "gp" (the toy defaults of WGAN-GP)."""
-    if method == "gp":
-        lr, betas, lam = _wgan_gp_settings()
-        opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
-    else:
-        opt = ClippedRMSprop(critic.parameters(), lr=objectives.defaults("wgan", images=False).lr, clip=method)
+    objective = "wgan-gp" if method == "gp" else "wgan"
+    opt = critic_optimizer(objective, critic, clip=None if method == "gp" else method)
     for _ in range(steps):
         real = dataset.sample(batch)
-        fake = dataset.sample(batch) + torch.randn(batch, 2)
-        out = critic.wgan_gp_loss(real, fake, lam=lam) if method == "gp" else critic.wgan_loss(real, fake)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+        critic_step(objective, critic, opt, real, dataset.sample(batch) + torch.randn(batch, 2))
     return critic
 
 

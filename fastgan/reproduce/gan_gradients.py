@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 
 import torch
 
 from fastgan import models, objectives
 from fastgan.plots import pyplot
 from fastgan.reproduce.report import Claim, Report
-from fastgan.trainer import TrainConfig, Trainer
+from fastgan.reproduce.training import stepwise_trainer
+from fastgan.trainer import Trainer
 
 PROBE_SETTINGS = {
     "full": {"stages": [100, 500, 1500], "d_iters": 1000, "every": 20, "grad_batches": 8, "batch": 64},
@@ -46,27 +46,16 @@ DECAY = 1e-2  # "orders of magnitude": at least two
 INFORMATIVE = 1e-1  # "does not decay as without noise": less than one order of magnitude
 
 
-def _run_config(objective: str, data: str, steps: int, batch: int, seed: int) -> TrainConfig:
-    """A run trained step by step here (``Trainer.train_step``), which writes nothing."""
-    return TrainConfig(objective=objective, data=data, steps=steps, batch=batch, seed=seed, out=tempfile.gettempdir(),
-                       latent_dim=LATENT_DIM if data == "digits" else None, progress=False,
-                       log_every=10**9, eval_every=0, checkpoint_every=10**9)
-
-
 def staged_generators(seed: int, stages: list[int], batch: int) -> tuple[Trainer, dict[int, torch.nn.Module]]:
     """A non-saturating GAN trained on the digits, and copies of its generator after
     each of ``stages`` generator steps."""
-    trainer = Trainer(_run_config("nsgan", "digits", max(stages), batch, seed))
+    trainer = stepwise_trainer("nsgan", "digits", max(stages), seed, batch=batch, latent_dim=LATENT_DIM)
     snapshots = {}
     for step in range(1, max(stages) + 1):
         trainer.train_step()
         if step in stages:
             snapshots[step] = copy.deepcopy(trainer.generator)
     return trainer, snapshots
-
-
-def _noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    return x + sigma * torch.randn_like(x) if sigma else x
 
 
 def probe(trainer: Trainer, generator: torch.nn.Module, seed: int, d_iters: int, every: int,
@@ -87,16 +76,19 @@ def probe(trainer: Trainer, generator: torch.nn.Module, seed: int, d_iters: int,
     def latent(n):
         return torch.randn(n, LATENT_DIM, device=device)
 
+    def noisy(x):
+        return objectives.instance_noise(x, sigma)
+
     for it in range(d_iters + 1):
         if it % every == 0 or it == d_iters:
             disc.requires_grad_(False)
             with torch.no_grad():
-                d_real = disc(_noisy(data.sample(512).to(device), sigma))
-                d_fake = disc(_noisy(generator(latent(512)), sigma))
+                d_real = disc(noisy(data.sample(512).to(device)))
+                d_fake = disc(noisy(generator(latent(512))))
             accuracy = float(((d_real > 0).sum() + (d_fake < 0).sum()) / (len(d_real) + len(d_fake)))
             norms = []
             for _ in range(grad_batches):
-                cost = objectives.generator_gan_loss(disc(_noisy(generator(latent(batch)), sigma)), saturating)
+                cost = objectives.generator_gan_loss(disc(noisy(generator(latent(batch)))), saturating)
                 grads = torch.autograd.grad(cost, gen_params)
                 norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
             disc.requires_grad_(True)
@@ -108,7 +100,7 @@ def probe(trainer: Trainer, generator: torch.nn.Module, seed: int, d_iters: int,
             break
         with torch.no_grad():
             fake = generator(latent(batch))
-        loss = objectives.critic_gan_loss(disc(_noisy(data.sample(batch).to(device), sigma)), disc(_noisy(fake, sigma)))
+        loss = objectives.critic_gan_loss(disc(noisy(data.sample(batch).to(device))), disc(noisy(fake)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -121,19 +113,24 @@ def _probes(seed, stages, d_iters, every, grad_batches, batch, saturating, sigma
             for stage, g in generators.items()}
 
 
+def _decay(probes: dict) -> dict:
+    """Per stage, the last gradient norm over the first."""
+    return {s: p["grad_norm_mean"][-1] / p["grad_norm_mean"][0] for s, p in probes.items()}
+
+
 def _per_stage(probes: dict, fn) -> str:
     return ", ".join(f"{fn(p)} (stage {stage})" for stage, p in probes.items())
 
 
 def vanishing_gradients(seed: int, stages, d_iters, every, grad_batches, batch) -> Report:
     probes = _probes(seed, stages, d_iters, every, grad_batches, batch, saturating=True)
-    decay = {s: p["grad_norm_mean"][-1] / p["grad_norm_mean"][0] for s, p in probes.items()}
+    decay = _decay(probes)
     claims = [
         Claim("a discriminator trained against a fixed generator reaches accuracy 1 (>= 0.99)",
               "final accuracy " + _per_stage(probes, lambda p: f"{p['accuracy'][-1]:.3f}"),
               all(p["accuracy"][-1] >= 0.99 for p in probes.values())),
         Claim(f"the gradient of E log(1 - D(G(z))) decays by orders of magnitude (last / first <= {DECAY:g})",
-              "last / first gradient norm " + _per_stage(probes, lambda p: f"{p['grad_norm_mean'][-1] / p['grad_norm_mean'][0]:.2e}"),
+              "last / first gradient norm " + ", ".join(f"{d:.2e} (stage {s})" for s, d in decay.items()),
               all(d <= DECAY for d in decay.values())),
     ]
     return Report("vanishing-gradients", "Arjovsky & Bottou (2017), Figures 1-2", claims,
@@ -158,7 +155,7 @@ def unstable_updates(seed: int, stages, d_iters, every, grad_batches, batch) -> 
 
 
 def _modes_after(objective: str, steps: int, seed: int) -> dict:
-    trainer = Trainer(_run_config(objective, "8gaussians", steps, 256, seed))
+    trainer = stepwise_trainer(objective, "8gaussians", steps, seed, batch=256)
     for _ in range(steps):
         trainer.train_step()
     return trainer.evaluate()
@@ -166,12 +163,12 @@ def _modes_after(objective: str, steps: int, seed: int) -> dict:
 
 def instance_noise(seed: int, stages, d_iters, every, grad_batches, batch, sigma, mode_steps) -> Report:
     probes = _probes(seed, stages, d_iters, every, grad_batches, batch, saturating=True, sigma=sigma)
-    decay = {s: p["grad_norm_mean"][-1] / p["grad_norm_mean"][0] for s, p in probes.items()}
+    decay = _decay(probes)
     modes = {obj: _modes_after(obj, mode_steps, seed) for obj in ("gan", "noisy-gan")}
     claims = [
         Claim(f"with instance noise (sigma {sigma:g}) the gradient of E log(1 - D(G(z))) stays informative "
               f"(last / first >= {INFORMATIVE:g}, against <= {DECAY:g} without noise)",
-              "last / first gradient norm " + _per_stage(probes, lambda p: f"{p['grad_norm_mean'][-1] / p['grad_norm_mean'][0]:.2e}"),
+              "last / first gradient norm " + ", ".join(f"{d:.2e} (stage {s})" for s, d in decay.items()),
               all(d >= INFORMATIVE for d in decay.values())),
         Claim(f"annealed instance noise covers at least as many 8gaussians modes as the plain GAN "
               f"({mode_steps} steps each)",

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 
 from fastgan import FusedMLPCritic, data, objectives
-from fastgan.optim import ClippedRMSprop
 from fastgan.plots import pyplot
 from fastgan.reproduce.report import Claim, Report
+from fastgan.reproduce.training import critic_optimizer, critic_step
 
 SETTINGS = {
     "full": {"steps": 500, "n_critic": 5, "batch": 256, "width": 128, "probe_thetas": [0.1, 0.25, 0.5, 1.0],
@@ -38,31 +38,12 @@ def generate(theta: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack([theta.expand(n), torch.rand(n)], dim=1)
 
 
-def _critic_optimizer(objective: str, critic):
-    hp = objectives.defaults(objective, images=False)
-    if objective == "wgan":
-        return ClippedRMSprop(critic.parameters(), lr=hp.lr, clip=hp.clip)
-    return torch.optim.Adam(critic.parameters(), lr=hp.lr, betas=hp.betas)
-
-
-def _critic_step(objective: str, critic, opt, real, fake) -> None:
-    if objective == "wgan-gp":
-        loss = critic.wgan_gp_loss(real, fake, lam=objectives.defaults("wgan-gp", images=False).lam).loss
-    elif objective == "wgan":
-        loss = critic.wgan_loss(real, fake).loss
-    else:
-        loss = objectives.critic_gan_loss(critic(real), critic(fake))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
 def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int, width: int) -> list[float]:
     """theta after each generator step of a WGAN or WGAN-GP run from THETA0."""
     torch.manual_seed(seed)
     real_data = data.load("parallel-lines")
     critic = FusedMLPCritic(2, (width,) * 3, "relu")
-    opt_d = _critic_optimizer(objective, critic)
+    opt_d = critic_optimizer(objective, critic)
     theta = torch.tensor(THETA0, requires_grad=True)
     opt_g = (torch.optim.RMSprop if objective == "wgan" else torch.optim.Adam)([theta], lr=THETA_LR)
     path = [THETA0]
@@ -70,7 +51,7 @@ def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int
         for _ in range(n_critic):
             with torch.no_grad():
                 fake = generate(theta, batch)
-            _critic_step(objective, critic, opt_d, real_data.sample(batch), fake)
+            critic_step(objective, critic, opt_d, real_data.sample(batch), fake)
         critic.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
         (-critic(generate(theta, batch)).mean()).backward()
@@ -87,12 +68,12 @@ def theta_gradient(objective: str, theta_value: float, seed: int, steps: int, ba
     torch.manual_seed(seed)
     real_data = data.load("parallel-lines")
     critic = FusedMLPCritic(2, (width,) * 3, "relu")
-    opt = _critic_optimizer(objective, critic)
+    opt = critic_optimizer(objective, critic)
     theta = torch.tensor(theta_value, requires_grad=True)
     for _ in range(steps):
         with torch.no_grad():
             fake = generate(theta, batch)
-        _critic_step(objective, critic, opt, real_data.sample(batch), fake)
+        critic_step(objective, critic, opt, real_data.sample(batch), fake)
     critic.requires_grad_(False)
     d_fake = critic(generate(theta, 4096))
     cost = (objectives.generator_gan_loss(d_fake, saturating=True) if objective == "gan" else -d_fake.mean())

@@ -57,10 +57,10 @@ def write(report: Report, out_dir: str, settings: dict) -> tuple[str, str]:
             "data": report.data}
     with open(json_path, "w") as f:
         json.dump(_plain(body), f, indent=1)
-    import matplotlib.pyplot as plt
+    from fastgan.plots import pyplot
 
     report.figure.savefig(png_path, dpi=110, bbox_inches="tight")
-    plt.close(report.figure)
+    pyplot().close(report.figure)
     return json_path, png_path
 
 

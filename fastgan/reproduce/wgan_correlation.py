@@ -11,15 +11,13 @@ Pearson and Spearman correlations of each against W1.
 """
 from __future__ import annotations
 
-import tempfile
-
 import torch
 from scipy import stats
 
 from fastgan import metrics, objectives
 from fastgan.plots import pyplot
 from fastgan.reproduce.report import Claim, Report
-from fastgan.trainer import TrainConfig, Trainer
+from fastgan.reproduce.training import stepwise_trainer
 
 SETTINGS = {"full": {"steps": 1000, "every": 25, "samples": 512, "width": 512},
             "quick": {"steps": 12, "every": 3, "samples": 64, "width": 32}}
@@ -31,9 +29,7 @@ RUNS = {"wgan-gp": "critic's W estimate", "wgan": "critic's W estimate", "nsgan"
 def trace(objective: str, seed: int, steps: int, every: int, samples: int, width: int) -> dict:
     """W1 and the critic's estimate (or the discriminator's loss) every ``every``
     generator steps of one run."""
-    trainer = Trainer(TrainConfig(objective=objective, data="8gaussians", steps=steps, width=width, seed=seed,
-                                  out=tempfile.gettempdir(), progress=False, log_every=10**9, eval_every=0,
-                                  checkpoint_every=10**9))
+    trainer = stepwise_trainer(objective, "8gaussians", steps, seed, width=width)
     gen = torch.Generator().manual_seed(seed + 7)
     out = {"step": [], "w1": [], "estimate": []}
     for step in range(1, steps + 1):
@@ -61,7 +57,8 @@ def run(seed: int, steps: int, every: int, samples: int, width: int) -> Report:
     corr = {obj: _correlations(t) for obj, t in traces.items()}
 
     def measured(obj):
-        return f"Pearson {corr[obj]['pearson']:.3f}, Spearman {corr[obj]['spearman']:.3f} over {len(traces[obj]['w1'])} points"
+        c = corr[obj]
+        return f"Pearson {c['pearson']:.3f}, Spearman {c['spearman']:.3f} over {len(traces[obj]['w1'])} points"
 
     claims = [
         Claim(f"WGAN-GP: the critic's W estimate correlates highly with the exact W1 (both >= {HIGH})",
