@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,6 +32,13 @@ def cuda_home_from_nvcc():
 
 cuda_home_from_nvcc()
 from torch.utils import cpp_extension  # noqa: E402  (reads CUDA_HOME when imported)
+
+
+def version():
+    """fastgan.__version__, read from the source (the package is not importable while
+    it is being built)."""
+    with open(os.path.join(ROOT, "fastgan", "__init__.py")) as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.MULTILINE).group(1)
 
 
 def sources(pattern):
@@ -70,9 +77,10 @@ def extension():
 
 setup(
     name="fastgan",
-    version="0.1.0",
+    version=version(),
     description="Fused kernels and a thin trainer for Wasserstein GANs",
-    packages=["fastgan", "fastgan.ops", "fastgan.kernels"],
+    # every subpackage of fastgan/, and the Triton kernels of kernels/ as fastgan.kernels
+    packages=find_packages(include=["fastgan", "fastgan.*"]) + ["fastgan.kernels"],
     package_dir={"fastgan.kernels": "kernels"},
     ext_modules=[extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},

@@ -80,13 +80,19 @@ at::Tensor bias_act(const at::Tensor& x, const c10::optional<at::Tensor>& b, int
   return loop.out;
 }
 
+bool slope_from_output(c10::string_view act, double alpha, double gain, double clamp) {
+  const Act a = parse(act);
+  return (a == Act::ReLU || (a == Act::LeakyReLU && alpha >= 0)) && clamp < 0 && gain > 0;
+}
+
 at::Tensor bias_act_grad(const at::Tensor& dy, const at::Tensor& ref, const c10::optional<at::Tensor>& b,
                          int64_t dim, c10::string_view act, double alpha, double gain, double clamp,
                          bool ref_is_y) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   const Act a = parse(act);
-  TORCH_CHECK(!ref_is_y || ((a == Act::ReLU || a == Act::LeakyReLU) && clamp < 0 && gain > 0),
-              "fastgan: s' can be read from the output only for relu/lrelu without clamp");
+  TORCH_CHECK(!ref_is_y || slope_from_output(act, alpha, gain, clamp),
+              "fastgan: s' can be read from the output only for relu, or lrelu with alpha >= 0, "
+              "without clamp and with gain > 0");
   detail::BiasActLoop loop = make_loop(ref, b, dim);
   check_like(dy, ref, "gradient");
   loop.p = dy;

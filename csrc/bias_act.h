@@ -13,8 +13,13 @@ namespace fastgan {
 at::Tensor bias_act(const at::Tensor& x, const c10::optional<at::Tensor>& b, int64_t dim,
                     c10::string_view act, double alpha, double gain, double clamp);
 
+// Whether s' can be read from the output's sign, so that the backward saves only y:
+// ReLU, and leaky ReLU with a slope alpha >= 0 (a negative slope makes y positive on
+// both sides of 0), without clamp and with a positive gain.
+bool slope_from_output(c10::string_view act, double alpha, double gain, double clamp);
+
 // dy * gain * s'(z) (0 where clamped), with z = ref + b, or, when ref_is_y, s' read
-// from the output ref (ReLU and leaky ReLU without clamp).
+// from the output ref (only where slope_from_output holds).
 at::Tensor bias_act_grad(const at::Tensor& dy, const at::Tensor& ref, const c10::optional<at::Tensor>& b,
                          int64_t dim, c10::string_view act, double alpha, double gain, double clamp,
                          bool ref_is_y);

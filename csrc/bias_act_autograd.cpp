@@ -113,14 +113,14 @@ struct BiasActGrad : torch::autograd::Function<BiasActGrad> {
   }
 };
 
-// clamp(gain * s(x + b), -clamp, clamp); saves only y for ReLU-like activations
-// without clamp (its sign gives s').
+// clamp(gain * s(x + b), -clamp, clamp); saves only y where its sign gives s'
+// (slope_from_output).
 struct BiasAct : torch::autograd::Function<BiasAct> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const c10::optional<at::Tensor>& b,
                             Config cfg) {
     static const auto op = op_handle<decltype(bias_act)>("fastgan::bias_act");
     at::Tensor y = call_below_autograd(op, x, b, cfg.dim, cfg.act, cfg.alpha, cfg.gain, cfg.clamp);
-    const bool ref_is_y = (cfg.act == "relu" || cfg.act == "lrelu") && cfg.clamp < 0 && cfg.gain > 0;
+    const bool ref_is_y = slope_from_output(cfg.act, cfg.alpha, cfg.gain, cfg.clamp);
     ctx->save_for_backward({ref_is_y ? y : x, b.value_or(at::Tensor())});
     cfg.save(ctx);
     ctx->saved_data["ref_is_y"] = ref_is_y;

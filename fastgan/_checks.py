@@ -27,6 +27,24 @@ def check_like(t: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> 
         raise TypeError(f"{name} has dtype {t.dtype} but {ref_name} has dtype {ref.dtype}")
 
 
+def per_sample_weights(eps, name: str, like: torch.Tensor) -> torch.Tensor:
+    """``eps`` as a detached ``(B,)`` tensor of ``like``'s dtype: one weight per sample
+    of the batch ``like``, in any shape that holds one value per sample, ``(B,)``,
+    ``(B, 1)``, ``(B, 1, 1, 1)``, ..."""
+    B = like.shape[0]
+    if not isinstance(eps, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor of shape ({B},) or ({B}, 1, ...), got {type(eps).__name__}")
+    if eps.dim() < 1 or eps.shape[0] != B or eps.numel() != B:
+        raise ValueError(f"{name} must hold one weight per sample, shape ({B},) or ({B}, 1, ...), "
+                         f"got {tuple(eps.shape)}")
+    if not eps.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {eps.dtype}")
+    if eps.device != like.device:
+        raise ValueError(f"{name} is on {eps.device} but the batch is on {like.device}")
+    check_finite(eps, name)
+    return eps.detach().reshape(B).to(like.dtype)
+
+
 def all_finite(t: torch.Tensor) -> bool:
     """``t`` holds no NaN or infinity. True while a CUDA graph is being captured: the
     check reads the data back, which a capture cannot do."""

@@ -9,6 +9,7 @@ import sys
 import tomllib
 from typing import NoReturn
 
+from fastgan import __version__
 from fastgan.objectives import DESCRIPTIONS
 from fastgan.trainer import TrainConfig
 
@@ -43,22 +44,47 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         name = f.name.replace("_", "-")
         if f.metadata["type"] is bool:
             parser.add_argument(f"--no-{name}", dest=f.name, action="store_false", default=argparse.SUPPRESS,
-                                help=f"no {f.metadata['help']}")
+                                help=f"turn off {f.metadata['help']}")
         else:
             default = "set by the objective and the data" if f.default is None else f.default
             parser.add_argument(f"--{name}", dest=f.name, type=f.metadata["type"], default=argparse.SUPPRESS,
                                 help=f"{f.metadata['help']} (default: {default})")
 
 
+class UsageError(Exception):
+    """A bad command line, file or value: printed as one line, exit status 2."""
+
+
 def _read_config(path: str) -> dict:
-    with open(path, "rb") as f:
-        values = tomllib.load(f)
+    """The settings of a TOML file, by field name; errors name the file."""
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as exc:
+        raise UsageError(f"--config {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path}: not a valid TOML file ({exc})") from None
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k.replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise SystemExit(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
+        raise UsageError(f"--config {path}: unknown settings {unknown}; known: {sorted(known)}")
     return values
+
+
+def _config_error(exc, given: dict, config: str | None) -> str:
+    """A setting's error, naming where its value came from: the flag, the file, or
+    the checkpoint (or the demo)."""
+    from fastgan.trainer import ConfigError
+
+    if not isinstance(exc, ConfigError):
+        return str(exc)
+    flag = "--" + exc.setting.replace("_", "-")
+    if exc.setting in given:
+        return f"{flag} {exc.problem}"
+    if config:
+        return f"--config {config}: {exc.setting} {exc.problem}"
+    return f"{exc.setting} {exc.problem}"
 
 
 #: `fastgan train` with no arguments: WGAN-GP with the fused critic on 8gaussians, the
@@ -110,6 +136,10 @@ def _train_here(args) -> int:
     from fastgan.trainer import Trainer
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if args.resume and args.config:
+        print("fastgan train: --config and --resume cannot be combined (a resumed run keeps its settings; "
+              "flags may change steps, logging and output)", file=sys.stderr)
+        return 2
     try:
         if args.resume:
             trainer = Trainer.resume(args.resume, **given)
@@ -120,8 +150,8 @@ def _train_here(args) -> int:
             if os.environ.get("RANK", "0") == "0":  # once per run, not per rank
                 print("fastgan: the demo (" + ", ".join(f"{k} {v}" for k, v in DEMO.items()) + ")")
             trainer = Trainer(TrainConfig(**DEMO))
-    except (CheckpointError, ValueError, RuntimeError) as exc:
-        print(f"fastgan train: {exc}", file=sys.stderr)
+    except (CheckpointError, ValueError, RuntimeError, UsageError) as exc:
+        print(f"fastgan train: {_config_error(exc, given, args.config)}", file=sys.stderr)
         return 2
     cfg = trainer.cfg
     group = trainer.group
@@ -168,28 +198,38 @@ def _sample(args) -> int:
     from fastgan import plots
     from fastgan.checkpoint import CheckpointError
 
-    try:
-        trainer = _load_for_output(args.checkpoint, args.device)
-    except (CheckpointError, ValueError, RuntimeError) as exc:
-        print(f"fastgan sample: {exc}", file=sys.stderr)
-        return 2
     if args.n < 1:
-        print("fastgan sample: -n must be >= 1", file=sys.stderr)
+        print(f"fastgan sample: -n must be >= 1, got {args.n}", file=sys.stderr)
+        return 2
+    if not args.out.endswith((".npy", ".png")):
+        print(f"fastgan sample: --out {args.out}: must end in .npy or .png", file=sys.stderr)
+        return 2
+    try:
+        _make_folder(os.path.dirname(os.path.abspath(args.out)), f"--out {args.out}")
+        trainer = _load_for_output(args.checkpoint, args.device)
+    except (CheckpointError, ValueError, RuntimeError, UsageError) as exc:
+        print(f"fastgan sample: {_config_error(exc, {'device': args.device}, None)}", file=sys.stderr)
         return 2
     samples = trainer.sample(args.n)
     if args.out.endswith(".npy"):
         np.save(args.out, samples.numpy())
-    elif args.out.endswith(".png"):
+    else:
         title = f"{args.n} samples, {trainer.cfg.objective} on {trainer.data.name}, step {trainer.step}"
         if trainer.data.is_image:
             plots.image_grid(args.out, samples, title)
         else:
-            plots.samples_2d(args.out, trainer.data.sample(args.n), samples, trainer.critic, trainer.device, title)
-    else:
-        print("fastgan sample: --out must end in .npy or .png", file=sys.stderr)
-        return 2
+            plots.samples_points(args.out, trainer.data.sample(args.n), samples, trainer.critic, trainer.device,
+                                 title)
     print(f"wrote {args.n} samples to {args.out}")
     return 0
+
+
+def _make_folder(folder: str, flag: str) -> None:
+    """Creates an output folder; a one-line error naming ``flag`` if it cannot."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot create the folder {folder}: {exc.strerror}") from None
 
 
 def _plot(args) -> int:
@@ -199,7 +239,7 @@ def _plot(args) -> int:
     try:
         trainer = _load_for_output(os.path.join(args.run_dir, "checkpoint.pt"), args.device)
     except (CheckpointError, ValueError, RuntimeError) as exc:
-        print(f"fastgan plot: {exc}", file=sys.stderr)
+        print(f"fastgan plot: {_config_error(exc, {'device': args.device}, None)}", file=sys.stderr)
         return 2
     for path in plots.run_plots(trainer):
         print(f"wrote {path}")
@@ -209,6 +249,14 @@ def _plot(args) -> int:
 def _reproduce(args) -> int:
     from fastgan import reproduce
 
+    if args.seed < 0:
+        print(f"fastgan reproduce: --seed must be >= 0, got {args.seed}", file=sys.stderr)
+        return 2
+    try:
+        _make_folder(args.out, f"--out {args.out}")
+    except UsageError as exc:
+        print(f"fastgan reproduce: {exc}", file=sys.stderr)
+        return 2
     names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
     reports = [reproduce.run(name, args.quick, args.out, args.seed) for name in names]
     claims = [c for r in reports for c in r.claims]
@@ -233,7 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    return args.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command but ``bench`` (which parses its own arguments)."""
     parser = argparse.ArgumentParser(prog="fastgan", description="fastgan: fused WGAN kernels")
+    parser.add_argument("--version", action="version", version=f"fastgan {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     doctor = commands.add_parser(
         "doctor", help="check every backend: built, device, parity with the reference",
@@ -262,14 +318,14 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--checkpoint", required=True, help="a run's checkpoint.pt")
     sample.add_argument("-n", type=int, default=1000, help="how many samples (default 1000)")
     sample.add_argument("--out", required=True, help="samples.npy (an array) or samples.png (a picture)")
-    sample.add_argument("--device", default="auto")
+    sample.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     sample.set_defaults(run=_sample)
 
     plot = commands.add_parser("plot", help="redraw a run's samples.png and curves.png",
                                description="Redraw the plots of a run folder from its checkpoint "
                                            "and metrics.jsonl.")
-    plot.add_argument("run_dir")
-    plot.add_argument("--device", default="auto")
+    plot.add_argument("run_dir", help="a run folder (with checkpoint.pt and metrics.jsonl)")
+    plot.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     plot.set_defaults(run=_plot)
 
     from fastgan.reproduce import EXPERIMENTS
@@ -283,14 +339,12 @@ def main(argv: list[str] | None = None) -> int:
                            help="an experiment (see below), or all")
     reproduce.add_argument("--quick", action="store_true", help="a small, fast version (a smoke test)")
     reproduce.add_argument("--out", default=os.path.join("runs", "reproduce"), help="the output folder")
-    reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     reproduce.set_defaults(run=_reproduce)
 
     # listed for --help; `fastgan bench ...` goes to fastgan.benchmarks.cli before parsing
     commands.add_parser("bench", help="benchmark fastgan against its peers (fastgan bench --help)")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    return args.run(args)
+    return parser
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ that a run's data stream is part of its checkpointed RNG state.
   with its constants;
 * ``parallel-lines``: the seed papers' example, real samples ``(0, U[0, 1])``;
 * ``digits``: scikit-learn's 8x8 handwritten digits, scaled to [-1, 1];
-* a user's ``.npy`` / ``.npz`` array, or a folder of images.
+* a user's ``.npy`` / ``.npz`` array, or a folder of images;
+* from Python, a user's tensor, array, map-style ``torch.utils.data.Dataset`` or the
+  dataset of a ``DataLoader`` (:func:`from_user`).
 """
 from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,22 +116,33 @@ def from_path(path: str) -> Dataset:
     are, (N, D) for points or (N, C, H, W) for images."""
     if os.path.isdir(path):
         return _finite(os.path.basename(os.path.normpath(path)), _read_images(path))
-    if path.endswith(".npz"):
-        with np.load(path) as archive:
-            keys = list(archive.keys())
-            if "x" not in keys and len(keys) != 1:
-                raise ValueError(f"{path} holds arrays {keys}; name the data 'x' or keep one array")
-            array = archive["x" if "x" in keys else keys[0]]
-    elif path.endswith(".npy"):
-        array = np.load(path)
-    else:
+    if not path.endswith((".npy", ".npz")):
         raise ValueError(f"{path}: expected a .npy or .npz file or a folder of images")
+    try:
+        array = _read_array(path)
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"holds {array.dtype} values, not numbers")
+        array = np.asarray(array, dtype=np.float32)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: cannot read the array ({exc})") from None
     if array.ndim not in (2, 4) or len(array) == 0:
         raise ValueError(f"{path}: expected a non-empty (N, D) or (N, C, H, W) array, got shape {array.shape}")
-    data = torch.from_numpy(np.asarray(array, dtype=np.float32))
+    data = torch.from_numpy(array)
     if not torch.isfinite(data).all():
         raise ValueError(f"{path} contains NaN or infinite values")
     return _finite(os.path.splitext(os.path.basename(path))[0], data)
+
+
+def _read_array(path: str) -> np.ndarray:
+    """The array of an .npy file, or of an .npz archive (its only one, or ``x``); no
+    pickled objects are loaded."""
+    if path.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as archive:
+        keys = list(archive.keys())
+        if "x" not in keys and len(keys) != 1:
+            raise ValueError(f"it holds arrays {keys}; name the data 'x' or keep one array")
+        return archive["x" if "x" in keys else keys[0]]
 
 
 def _read_images(folder: str) -> Tensor:
@@ -139,13 +153,66 @@ def _read_images(folder: str) -> Tensor:
         raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     images = []
     for f in files:
-        image = np.asarray(mpimg.imread(os.path.join(folder, f)))
+        try:
+            image = np.asarray(mpimg.imread(os.path.join(folder, f)))
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL raises all three for a bad file
+            raise ValueError(f"{os.path.join(folder, f)}: cannot decode the image ({exc})") from None
         high = 1.0 if image.dtype.kind == "f" else 255.0
         image = image[..., :3] if image.ndim == 3 else image[..., None]  # drop alpha; gray gets a channel
         images.append(_to_unit_range(image, 0.0, high).permute(2, 0, 1))
-    if len({tuple(i.shape) for i in images}) != 1:
-        raise ValueError(f"the images in {folder} differ in size or channels")
+    sizes = {tuple(i.shape) for i in images}
+    if len(sizes) != 1:
+        raise ValueError(f"the images in {folder} differ in size or channels: {sorted(sizes)}")
     return torch.stack(images)
+
+
+def from_user(data) -> Dataset:
+    """The data a user hands to :class:`fastgan.Trainer`: a tensor or array of samples,
+    ``(N, D)`` points or ``(N, C, H, W)`` images; a map-style
+    ``torch.utils.data.Dataset`` whose items are samples or ``(sample, label, ...)``
+    tuples (torchvision's form); or a ``DataLoader`` of such a dataset. A loader's
+    dataset is sampled by the trainer itself (its batch size and its own seeded
+    stream, so that a resumed run continues bit for bit); its sampler, batch size and
+    ``collate_fn`` are not used. Iterable datasets cannot be sampled reproducibly and
+    are refused."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if isinstance(data, np.ndarray):
+        data = torch.from_numpy(np.asarray(data, dtype=np.float32))
+    if isinstance(data, Tensor):
+        if not data.is_floating_point() or data.dim() not in (2, 4) or len(data) == 0:
+            raise ValueError(f"data: expected a non-empty floating (N, D) or (N, C, H, W) tensor, got "
+                             f"{data.dtype} of shape {tuple(data.shape)}")
+        if not torch.isfinite(data).all():
+            raise ValueError("data contains NaN or infinite values")
+        return _finite(f"tensor {tuple(data.shape)}", data.detach().float().cpu())
+    if isinstance(data, DataLoader):
+        data = data.dataset
+    if isinstance(data, IterableDataset) or not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
+        raise TypeError(f"data must be a tensor, an array, a map-style Dataset or a DataLoader of one, got "
+                        f"{type(data).__name__} (iterable datasets cannot be sampled reproducibly)")
+    if len(data) == 0:
+        raise ValueError(f"data: the {type(data).__name__} is empty")
+    shape = tuple(_item(data, 0).shape)
+    if len(shape) not in (1, 3):
+        raise ValueError(f"data: {type(data).__name__} items must be (D,) points or (C, H, W) images, got {shape}")
+
+    def sample(n, generator):
+        return torch.stack([_item(data, int(i)) for i in torch.randint(0, len(data), (n,), generator=generator)])
+    return Dataset(f"{type(data).__name__} of {len(data)}", shape, sample)
+
+
+def _item(dataset, index: int) -> Tensor:
+    """Sample ``index`` of a map-style dataset as a float32 tensor (the first element of
+    a ``(sample, label)`` item)."""
+    item = dataset[index]
+    if isinstance(item, (tuple, list)):
+        item = item[0]
+    item = torch.as_tensor(np.asarray(item) if not isinstance(item, Tensor) else item)
+    if not item.is_floating_point():
+        raise TypeError(f"data: item {index} of the {type(dataset).__name__} is {item.dtype}, not floating "
+                        "(convert images to floats in [-1, 1])")
+    return item.float()
 
 
 DATASETS = {"8gaussians": eight_gaussians, "25gaussians": twenty_five_gaussians, "swissroll": swiss_roll,

@@ -26,9 +26,10 @@ def build(shape: tuple[int, ...], latent_dim: int, width: int, device: torch.dev
     if len(shape) == 1:
         generator = MLPGenerator(latent_dim, shape[0], width)
         critic = FusedMLPCritic(shape[0], (width,) * 3, activation="relu")
-    elif len(shape) == 3 and shape[1] == shape[2]:
+    elif len(shape) == 3 and shape[1] == shape[2] and shape[1] in (8, 16, 32, 64):
         generator = DCGANGenerator(latent_dim, shape[1], shape[0], width)
         critic = DCGANCritic(shape[1], shape[0], width)
     else:
-        raise ValueError(f"samples of shape {shape}: expected (D,) points or square (C, H, W) images")
+        raise ValueError(f"samples of shape {shape}: expected (D,) points or square (C, H, W) images of "
+                         "8, 16, 32 or 64 pixels")
     return generator.to(device), critic.to(device)

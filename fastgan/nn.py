@@ -43,6 +43,19 @@ def _activation_name(module: nn.Module) -> tuple[str, float]:
                      f"activations, got {module!r}")
 
 
+def _sequential_layers(seq, caller: str) -> list[nn.Module]:
+    """The layers of ``seq``, an ``nn.Sequential``; any other module is refused with a
+    message that names its Sequential attribute when it has one (``self.main``)."""
+    if isinstance(seq, nn.Sequential):
+        return list(seq)
+    if not isinstance(seq, nn.Module):
+        raise TypeError(f"{caller} expects an nn.Sequential, got {type(seq).__name__}")
+    inner = [name for name, m in seq.named_children() if isinstance(m, nn.Sequential)]
+    hint = (f"; if its forward only applies its Sequential, pass that: {caller}(model.{inner[0]})"
+            if len(inner) == 1 else "")
+    raise TypeError(f"{caller} expects an nn.Sequential, got {type(seq).__name__}{hint}")
+
+
 class FusedMLPCritic(nn.Sequential):
     """An MLP critic ``in_features -> hidden_features... -> 1`` with fused kernels.
 
@@ -114,21 +127,27 @@ class FusedMLPCritic(nn.Sequential):
     @classmethod
     def from_sequential(cls, seq: nn.Sequential) -> "FusedMLPCritic":
         """A FusedMLPCritic with a copy of the parameters of
-        ``nn.Sequential(Linear, act, ..., Linear(h, 1))``."""
-        modules = list(seq)
+        ``nn.Sequential(Linear, act, ..., Linear(h, 1))``, on their device and dtype.
+
+        Converting draws no random numbers: the critic is built on the meta device and
+        only then given storage and the copied parameters, so a seeded script's later
+        draws are the same with and without the conversion."""
+        modules = _sequential_layers(seq, "FusedMLPCritic.from_sequential")
         linears, acts = modules[0::2], modules[1::2]
         if (len(modules) < 3 or len(modules) % 2 == 0
                 or not all(type(m) is nn.Linear and m.bias is not None for m in linears)
                 or linears[-1].out_features != 1):
             raise ValueError("from_sequential expects Sequential(Linear, act, ..., Linear(h, 1)) "
-                             "with biases and at least one hidden layer")
+                             "with biases and at least one hidden layer, got "
+                             + ", ".join(type(m).__name__ for m in modules))
         names = {_activation_name(a) for a in acts}
         if len(names) != 1:
             raise ValueError(f"from_sequential expects one activation throughout, got {sorted(names)}")
         activation, slope = names.pop()
         first = linears[0].weight
         critic = cls(linears[0].in_features, [m.out_features for m in linears[:-1]], activation,
-                     slope if activation == "lrelu" else 0.2, device=first.device, dtype=first.dtype)
+                     slope if activation == "lrelu" else 0.2, device="meta", dtype=first.dtype)
+        critic.to_empty(device=first.device)
         critic.load_state_dict(seq.state_dict())
         return critic
 

@@ -40,22 +40,23 @@ def _check_sources(x: Tensor, **sources: Tensor) -> None:
 def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     x = x.detach().requires_grad_(True)
     out = critic(x)
+    B = x.shape[0]
+    if not isinstance(out, Tensor):
+        raise TypeError(f"the critic must return a tensor, got {type(out).__name__}")
+    if out.dim() < 1 or out.shape[0] != B or out.numel() != B:
+        raise ValueError(f"the critic must return one value per sample, shape ({B},) or ({B}, 1), "
+                         f"got {tuple(out.shape)}")
+    if not out.requires_grad:
+        raise ValueError("the critic's output does not depend on its input (it carries no gradient)")
     (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return g
 
 
 def _eps(eps: Tensor | None, like: Tensor) -> Tensor:
-    B = like.shape[0]
-    shape = (B,) + (1,) * (like.dim() - 1)
+    shape = (like.shape[0],) + (1,) * (like.dim() - 1)
     if eps is None:
         return torch.rand(shape, dtype=like.dtype, device=like.device)
-    if not isinstance(eps, Tensor) or eps.numel() != B or eps.shape[0] != B:
-        raise ValueError(f"eps must hold one weight per sample, shape ({B},) or ({B}, 1, ...), "
-                         f"got {getattr(eps, 'shape', eps)}")
-    if eps.device != like.device:
-        raise ValueError(f"eps is on {eps.device} but the batch is on {like.device}")
-    _checks.check_finite(eps, "eps")
-    return eps.detach().reshape(shape).to(like.dtype)
+    return _checks.per_sample_weights(eps, "eps", like).reshape(shape)
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,

@@ -1,9 +1,11 @@
 """The run's pictures (matplotlib, no screen): generated samples over the critic's
-value contours for 2-D data, a grid of generated images otherwise, and the curves of
-losses, W estimate and exact W1 from ``metrics.jsonl``."""
+value contours for 2-D points (the critic's curve for 1-D points, the first two
+coordinates for more), a grid of generated images, and the curves of losses, the
+critic's estimate and exact W1 from ``metrics.jsonl``."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import torch
@@ -24,6 +26,10 @@ def read_log(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _dtype(module) -> torch.dtype:
+    return next(module.parameters()).dtype
+
+
 def samples_2d(path: str, real: Tensor, fake: Tensor, critic, device, title: str) -> str:
     """Real and generated points over the contours of the critic's value."""
     plt = pyplot()
@@ -33,7 +39,7 @@ def samples_2d(path: str, real: Tensor, fake: Tensor, critic, device, title: str
     gx, gy = torch.meshgrid(xs, ys, indexing="xy")
     grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
     with torch.no_grad():
-        values = critic(grid.to(device)).reshape(gx.shape).float().cpu()
+        values = critic(grid.to(device, _dtype(critic))).reshape(gx.shape).float().cpu()
     fig, ax = plt.subplots(figsize=(6, 6))
     contour = ax.contourf(gx.numpy(), gy.numpy(), values.numpy(), levels=20, cmap="RdBu_r", alpha=0.7)
     fig.colorbar(contour, ax=ax, label="critic value D(x)")
@@ -44,23 +50,72 @@ def samples_2d(path: str, real: Tensor, fake: Tensor, critic, device, title: str
     return _save(fig, path)
 
 
-def image_grid(path: str, images: Tensor, title: str, columns: int = 10) -> str:
-    """A grid of images in [-1, 1], (N, C, H, W)."""
+def samples_points(path: str, real: Tensor, fake: Tensor, critic, device, title: str) -> str:
+    """Real and generated points of any dimension D: over the critic's contours for
+    D = 2, as histograms under the critic's curve for D = 1, and as the scatter of the
+    first two coordinates (no critic surface) for D > 2."""
+    if real.shape[1] == 2:
+        return samples_2d(path, real, fake, critic, device, title)
     plt = pyplot()
-    n = len(images)
-    rows = (n + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False)
-    for ax, i in zip(axes.flat, range(rows * columns)):
-        ax.axis("off")
-        if i < n:
-            image = ((images[i].float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-            ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1)
-    fig.suptitle(title)
+    fig, ax = plt.subplots(figsize=(6, 6 if real.shape[1] > 2 else 4))
+    if real.shape[1] == 1:
+        both = torch.cat([real, fake])[:, 0]
+        xs = torch.linspace(float(both.min()) - 0.3, float(both.max()) + 0.3, 400)
+        ax.hist([real[:, 0].numpy(), fake[:, 0].numpy()], bins=60, density=True, color=["black", "orange"],
+                alpha=0.6, label=["real", "generated"])
+        with torch.no_grad():
+            values = critic(xs[:, None].to(device, _dtype(critic))).reshape(-1).float().cpu()
+        twin = ax.twinx()
+        twin.plot(xs.numpy(), values.numpy(), color="tab:blue", label="critic value D(x)")
+        twin.set_ylabel("critic value D(x)")
+        ax.set_xlabel("x")
+    else:
+        ax.scatter(real[:, 0], real[:, 1], s=3, c="black", alpha=0.5, label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=3, c="orange", alpha=0.6, label="generated")
+        ax.set_xlabel("coordinate 1")
+        ax.set_ylabel("coordinate 2")
+        title += f" (coordinates 1-2 of {real.shape[1]})"
+    ax.set_title(title)
+    ax.legend(loc="upper right", markerscale=4)
     return _save(fig, path)
 
 
-def curves(path: str, records: list[dict]) -> str:
-    """Losses, W estimate and exact W1 against the generator step."""
+def tile(images: Tensor, columns: int) -> Tensor:
+    """``(N, C, H, W)`` images in [-1, 1] as one ``(rows*(H+1)-1, columns*(W+1)-1, C)``
+    picture in [0, 1], one pixel of white between them."""
+    n, c, h, w = images.shape
+    rows = (n + columns - 1) // columns
+    canvas = torch.ones(rows * (h + 1) - 1, columns * (w + 1) - 1, c)
+    unit = ((images.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        canvas[r * (h + 1):r * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = unit[i]
+    return canvas
+
+
+def image_grid(path: str, images: Tensor, title: str, columns: int | None = None) -> str:
+    """A grid of images in [-1, 1], (N, C, H, W), drawn as one picture (10 columns up
+    to 100 images, a square grid beyond)."""
+    plt = pyplot()
+    n, c = images.shape[:2]
+    columns = columns or (min(n, 10) if n <= 100 else math.ceil(math.sqrt(n)))
+    picture = tile(images, columns).numpy()
+    width = max(3.0, min(9.0, 0.9 * columns))  # inches
+    fig, ax = plt.subplots(figsize=(width, width * picture.shape[0] / picture.shape[1] + 0.5))
+    ax.imshow(picture[..., 0] if c == 1 else picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+#: Objectives whose critic's gap E D(x) - E D(G(z)) estimates W1.
+WASSERSTEIN_OBJECTIVES = ("wgan", "wgan-gp")
+
+
+def curves(path: str, records: list[dict], objective: str = "wgan-gp") -> str:
+    """Losses, the critic's gap and exact W1 against the generator step. The gap
+    ``E D(x) - E D(G(z))`` estimates W1 for the Wasserstein objectives only; for the
+    others it is labelled as the discriminator's gap."""
     plt = pyplot()
     fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(11, 4))
     trained = [r for r in records if "critic_loss" in r]
@@ -69,12 +124,14 @@ def curves(path: str, records: list[dict]) -> str:
     ax_loss.set_xlabel("generator step")
     ax_loss.legend()
     ax_loss.set_title("losses")
-    ax_w.plot([r["step"] for r in trained], [r["wasserstein"] for r in trained], label="W estimate (critic)")
+    wasserstein = objective in WASSERSTEIN_OBJECTIVES
+    ax_w.plot([r["step"] for r in trained], [r["wasserstein"] for r in trained],
+              label="W estimate (critic)" if wasserstein else "discriminator gap E D(x) - E D(G(z))")
     evaluated = [r for r in records if "w1" in r]
     ax_w.plot([r["step"] for r in evaluated], [r["w1"] for r in evaluated], "o-", label="exact W1 (POT)")
     ax_w.set_xlabel("generator step")
     ax_w.legend()
-    ax_w.set_title("Wasserstein distance")
+    ax_w.set_title("Wasserstein distance" if wasserstein else "exact W1 and the discriminator's gap")
     return _save(fig, path)
 
 
@@ -95,8 +152,9 @@ def run_plots(trainer, n: int = 1000) -> list[str]:
         paths = [image_grid(os.path.join(out, "samples.png"), trainer.sample(100, gen), title)]
     else:
         real, fake = trainer.data.sample(n, gen), trainer.sample(n, gen)
-        paths = [samples_2d(os.path.join(out, "samples.png"), real, fake, trainer.critic, trainer.device, title)]
+        paths = [samples_points(os.path.join(out, "samples.png"), real, fake, trainer.critic, trainer.device,
+                                title)]
     log = os.path.join(out, "metrics.jsonl")
     if os.path.exists(log):
-        paths.append(curves(os.path.join(out, "curves.png"), read_log(log)))
+        paths.append(curves(os.path.join(out, "curves.png"), read_log(log), trainer.cfg.objective))
     return paths

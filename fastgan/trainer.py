@@ -31,10 +31,37 @@ def _setting(default, help: str, kind: type | None = None):
     return field(default=default, metadata={"help": help, "type": kind or type(default)})
 
 
+class ConfigError(ValueError):
+    """A run setting that cannot be used; ``setting`` names it (the field's name)."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"{setting} {problem}")
+        self.setting, self.problem = setting, problem
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A run setting of the wrong type (a float ``steps``, a string ``lr``)."""
+
+
+_CHOICES = {"lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
+            "dtype": ("float32", "float64")}
+# (minimum, whether the minimum itself is allowed) of the numeric settings
+_BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
+           "beta1": (0, True), "beta2": (0, True), "lam": (0, True), "lazy_penalty": (1, True),
+           "clip": (0, False), "sigma": (0, True), "width": (1, True), "latent_dim": (1, True),
+           "schedule_steps": (1, True), "eval_every": (0, True), "eval_samples": (2, True),
+           "log_every": (1, True), "checkpoint_every": (1, True), "seed": (0, True), "dist_timeout": (0, False),
+           "profile": (0, True)}
+
+
 @dataclass
 class TrainConfig:
     """A run's settings. ``None`` takes the objective's paper default
-    (:func:`fastgan.objectives.defaults`) or the model's default size."""
+    (:func:`fastgan.objectives.defaults`) or the model's default size.
+
+    :meth:`validate` checks every value's type and range; it raises
+    :class:`ConfigError` (a ``ValueError``) or :class:`ConfigTypeError` (a
+    ``TypeError``) naming the setting."""
 
     objective: str = _setting("wgan-gp", "gan, nsgan, noisy-gan, wgan or wgan-gp")
     data: str = _setting("8gaussians", "a data set's name or the path of an array or image folder")
@@ -43,51 +70,82 @@ class TrainConfig:
     n_critic: int | None = _setting(None, "critic steps per generator step", int)
     lr: float | None = _setting(None, "learning rate of both networks", float)
     lr_decay: str = _setting("none", "learning-rate schedule: none, or linear to 0 at the last step")
-    beta1: float | None = _setting(None, "Adam's beta1", float)
-    beta2: float | None = _setting(None, "Adam's beta2", float)
+    beta1: float | None = _setting(None, "Adam's beta1, in [0, 1)", float)
+    beta2: float | None = _setting(None, "Adam's beta2, in [0, 1)", float)
     lam: float | None = _setting(None, "gradient penalty weight (wgan-gp)", float)
     lazy_penalty: int = _setting(1, "penalty every k critic steps, scaled by k (wgan-gp)")
     clip: float | None = _setting(None, "weight clipping bound c (wgan)", float)
     sigma: float = _setting(1.0, "initial instance-noise std (noisy-gan)")
     noise_schedule: str = _setting("linear", "instance-noise annealing: linear, exponential or cosine")
+    schedule_steps: int | None = _setting(
+        None, "the generator step at which the lr decay and the noise annealing end (default: steps; "
+              "a resumed run keeps the horizon it started with)", int)
     width: int | None = _setting(None, "network width: 512 for points, 64 for images", int)
     latent_dim: int | None = _setting(None, "latent size: 2 for points (the toy code), 64 for images", int)
     eval_every: int = _setting(500, "metrics every k steps (0: at the start and the end only)")
     eval_samples: int = _setting(1000, "samples per metric evaluation")
     log_every: int = _setting(10, "a metrics.jsonl line every k steps")
     checkpoint_every: int = _setting(500, "a checkpoint every k steps (and at the end)")
-    seed: int = _setting(0, "random seed")
-    device: str = _setting("auto", "cpu, cuda or auto")
+    seed: int = _setting(0, "random seed (>= 0)")
+    device: str = _setting("auto", "cpu, cuda, cuda:N or auto")
     dtype: str = _setting("float32", "float32 or float64 (networks and samples)")
     dist_timeout: float = _setting(300.0, "seconds a rank waits for the others before it gives up (distributed runs)")
     out: str = _setting("runs/demo", "the run folder")
     profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
-    progress: bool = _setting(True, "a progress bar")
+    progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
 
     def validate(self) -> None:
+        """Checks every setting's type and range (no files are read)."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _typed(f, getattr(self, f.name)))
         if self.objective not in objectives.OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}: expected one of "
-                             f"{', '.join(objectives.OBJECTIVES)}")
-        for name in ("steps", "batch", "eval_samples", "log_every", "checkpoint_every", "lazy_penalty"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("eval_every", "profile"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
-        objectives.noise_sigma(0, 1, self.sigma, self.noise_schedule)
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if self.dist_timeout <= 0:
-            raise ValueError(f"dist_timeout must be > 0, got {self.dist_timeout}")
-        if self.lr_decay not in ("none", "linear"):
-            raise ValueError(f"lr_decay must be none or linear, got {self.lr_decay!r}")
+            raise ConfigError("objective", f"must be one of {', '.join(objectives.OBJECTIVES)}, "
+                                           f"got {self.objective!r}")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ConfigError(name, f"must be {' or '.join(choices)}, got {getattr(self, name)!r}")
+        for name, (low, inclusive) in _BOUNDS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(name, f"must be finite, got {value}")
+            if value < low or (value == low and not inclusive):
+                raise ConfigError(name, f"must be {'>=' if inclusive else '>'} {low}, got {value}")
+        for name in ("beta1", "beta2"):
+            if getattr(self, name) is not None and getattr(self, name) >= 1:
+                raise ConfigError(name, f"must be < 1, got {getattr(self, name)}")
+        if not self.data:
+            raise ConfigError("data", "must name a data set or a path, got ''")
+        if not self.out:
+            raise ConfigError("out", "must be a folder path, got ''")
+        try:
+            device = torch.device(self.device) if self.device != "auto" else None
+        except RuntimeError:
+            device = None
+        if self.device != "auto" and (device is None or device.type not in ("cpu", "cuda")):
+            raise ConfigError("device", f"must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+
+
+def _typed(f: dataclasses.Field, value):
+    """``value`` of setting ``f`` checked against its type (an int where a float is
+    wanted becomes a float); None only where the default is None."""
+    kind = f.metadata["type"]
+    if value is None and f.default is None:
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    raise ConfigTypeError(f.name, f"must be {names[kind]}{' or unset' if f.default is None else ''}, "
+                                  f"got {value!r} ({type(value).__name__})")
 
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
 RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
                "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype")
+
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,38 +163,71 @@ def _grad_norm(module: torch.nn.Module) -> float:
 
 
 class Trainer:
-    """Builds the data, networks and optimisers of a :class:`TrainConfig` and trains
-    them; ``Trainer.resume(run_dir)`` continues a checkpointed run bit for bit.
+    """Trains the networks of a run: the built-in ones for ``cfg.data``, or the user's
+    own ``generator`` and ``critic`` (any ``nn.Module``s) on the user's ``data`` (a
+    tensor, an array, a map-style ``Dataset`` or a ``DataLoader``, see
+    :func:`fastgan.data.from_user`). ``Trainer.resume(run_dir)`` continues a
+    checkpointed run bit for bit (given the same networks and data, when they were the
+    user's).
 
-    Every draw of randomness goes through :meth:`sample_real`, :meth:`sample_latent`
-    and :meth:`sample_eps`, in a fixed order per step."""
+    With a :class:`~fastgan.FusedMLPCritic` critic the WGAN(-GP) critic step is the fused
+    one; any other critic gets :func:`fastgan.gradient_penalty`. The generator takes
+    ``(B, latent_dim)`` codes: ``cfg.latent_dim``, or the generator's ``latent_dim``
+    attribute. The networks are moved to the run's device and dtype. Every draw of
+    randomness goes through :meth:`sample_real`, :meth:`sample_latent` and
+    :meth:`sample_eps`, in a fixed order per step."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig | None = None, *, generator: torch.nn.Module | None = None,
+                 critic: torch.nn.Module | None = None, data=None):
+        cfg = TrainConfig() if cfg is None else cfg
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+        if (generator is None) != (critic is None):
+            raise ValueError("generator and critic: pass both (your own networks) or neither (the built-in ones)")
+        for name, module in (("generator", generator), ("critic", critic)):
+            if module is not None and not isinstance(module, torch.nn.Module):
+                raise TypeError(f"{name} must be an nn.Module, got {type(module).__name__}")
+        self.data = None if data is None else datasets.from_user(data)
+        if self.data is not None:
+            cfg = dataclasses.replace(cfg, data=self.data.name)
         cfg.validate()
         self.cfg = cfg
+        self.user = {"networks": generator is not None, "data": data is not None}
         self.group, self.device = distributed.setup(resolve_device(cfg.device), cfg.dist_timeout)
         if cfg.batch % self.group.world_size:
             raise ValueError(f"batch {cfg.batch} does not split evenly over {self.group.world_size} ranks")
         self.batch = cfg.batch // self.group.world_size  # this rank's shard
         self.dtype = getattr(torch, cfg.dtype)
-        self.data = datasets.load(cfg.data)
+        self.horizon = cfg.schedule_steps or cfg.steps  # where the lr decay and noise annealing end
+        try:
+            os.makedirs(cfg.out, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("out", f"{cfg.out!r} cannot be made a run folder: {exc.strerror}") from None
+        self.data = self.data or datasets.load(cfg.data)
         images = self.data.is_image
         hp = objectives.defaults(cfg.objective, images)
         self.n_critic = cfg.n_critic or hp.n_critic
         self.lam = hp.lam if cfg.lam is None else cfg.lam
         self.clip = hp.clip if cfg.clip is None else cfg.clip
-        self.latent_dim = cfg.latent_dim or (64 if images else 2)
         torch.manual_seed(cfg.seed)
-        self.generator, self.critic = models.build(self.data.shape, self.latent_dim,
-                                                   cfg.width or (64 if images else 512), self.device)
-        self.generator.to(self.dtype)
-        self.critic.to(self.dtype)
+        if generator is None:
+            self.latent_dim = cfg.latent_dim or (64 if images else 2)
+            generator, critic = models.build(self.data.shape, self.latent_dim, cfg.width or (64 if images else 512),
+                                             self.device)
+        else:
+            self.latent_dim = cfg.latent_dim or getattr(generator, "latent_dim", None)
+            if not isinstance(self.latent_dim, int):
+                raise ConfigError("latent_dim", "must be given for your own generator (its input size), or set "
+                                                "as the generator's latent_dim attribute")
+        self.generator = generator.to(self.device, self.dtype)
+        self.critic = critic.to(self.device, self.dtype)
+        self._check_networks()
         if self.group.active:
             self.generator = distributed.sync_batch_norm(self.generator, self.device)
             self.group.broadcast_(self.generator)
             self.group.broadcast_(self.critic)
             torch.manual_seed(distributed.stream_seed(cfg.seed, self.group.rank))  # this rank's own streams
-        lr = self.lr = cfg.lr or hp.lr
+        lr = self.lr = hp.lr if cfg.lr is None else cfg.lr
         betas = (hp.betas[0] if cfg.beta1 is None else cfg.beta1, hp.betas[1] if cfg.beta2 is None else cfg.beta2)
         if hp.optimizer == "rmsprop":
             self.opt_d = ClippedRMSprop(self.critic.parameters(), lr=lr, clip=self.clip)
@@ -150,6 +241,36 @@ class Trainer:
         self.classifier = metrics.digit_classifier() if cfg.data == "digits" and self.group.is_main else None
         self._stop = None
 
+    def _check_networks(self) -> None:
+        """One forward of 2 samples (eval mode, no randomness drawn) shows that the
+        generator makes samples of the data's shape and the critic scores each with
+        one value, before any training."""
+        modes = self.generator.training, self.critic.training
+        self.generator.eval()
+        self.critic.eval()
+        try:
+            with torch.no_grad():
+                z = torch.zeros(2, self.latent_dim, device=self.device, dtype=self.dtype)
+                try:
+                    x = self.generator(z)
+                except Exception as exc:  # noqa: BLE001 - the user's network: say which call failed
+                    raise ValueError(f"generator: a batch of 2 latent codes of size {self.latent_dim} fails: "
+                                     f"{type(exc).__name__}: {exc}") from None
+                if not isinstance(x, Tensor) or tuple(x.shape[1:]) != tuple(self.data.shape):
+                    raise ValueError(f"generator: makes samples of shape {tuple(getattr(x, 'shape', ()))[1:]}, "
+                                     f"the data's are {tuple(self.data.shape)}")
+                try:
+                    d = self.critic(x)
+                except Exception as exc:  # noqa: BLE001
+                    raise ValueError(f"critic: a batch of 2 samples of shape {tuple(self.data.shape)} fails: "
+                                     f"{type(exc).__name__}: {exc}") from None
+                if not isinstance(d, Tensor) or d.dim() < 1 or d.shape[0] != 2 or d.numel() != 2:
+                    raise ValueError("critic: must return one value per sample, shape (B,) or (B, 1), got "
+                                     f"{tuple(getattr(d, 'shape', ()))} for B = 2")
+        finally:
+            self.generator.train(modes[0])
+            self.critic.train(modes[1])
+
     # ------------------------------------------------------------------ checkpoints
 
     @property
@@ -162,7 +283,7 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"config": dataclasses.asdict(self.cfg), "step": self.step, "elapsed": self.elapsed,
+        return {"config": dataclasses.asdict(self.cfg), "user": self.user, "step": self.step, "elapsed": self.elapsed,
                 "world_size": self.group.world_size,
                 "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.group.gather(rng)}
@@ -175,17 +296,34 @@ class Trainer:
         return self.checkpoint_path
 
     @classmethod
-    def from_checkpoint(cls, path: str, **overrides) -> "Trainer":
+    def from_checkpoint(cls, path: str, *, generator: torch.nn.Module | None = None,
+                        critic: torch.nn.Module | None = None, data=None, **overrides) -> "Trainer":
         """The run saved in the checkpoint at ``path`` (its folder becomes ``out``);
-        ``overrides`` may change settings outside RESUME_KEYS (steps, logging, device)."""
+        ``overrides`` may change settings outside RESUME_KEYS (steps, logging, device).
+        A run of the user's own networks or data needs them again (the same
+        architecture and data; their weights come from the checkpoint)."""
         state = checkpoint.load(path)
         saved = state["config"]
-        unknown = set(saved) - {f.name for f in dataclasses.fields(TrainConfig)}
-        if unknown:
-            raise checkpoint.CheckpointError(f"{path} has settings this fastgan does not know: {sorted(unknown)}")
-        cfg = TrainConfig(**{**saved, **overrides, "out": os.path.dirname(os.path.abspath(path))})
-        checkpoint.check_matches(path, saved, dataclasses.asdict(cfg), RESUME_KEYS)
-        trainer = cls(cfg)
+        user, needed = state.get("user", {}), []
+        if user.get("networks") and generator is None:
+            needed.append("generator=..., critic=...")
+        if user.get("data") and data is None:
+            needed.append("data=...")
+        if needed:
+            raise checkpoint.CheckpointError(f"{path} is a run of your own networks or data: continue it from "
+                                             f"Python with Trainer.resume(run_dir, {', '.join(needed)})")
+        horizon = saved.get("schedule_steps") or saved["steps"]
+        cfg = TrainConfig(**{**saved, "schedule_steps": horizon, **overrides,
+                             "out": os.path.dirname(os.path.abspath(path))})
+        trainer = cls(cfg, generator=generator, critic=critic, data=data)
+        checkpoint.check_matches(path, saved, dataclasses.asdict(trainer.cfg), RESUME_KEYS)
+        schedules = trainer.schedules()
+        if schedules and trainer.group.is_main and trainer.horizon != horizon:
+            print(f"fastgan: {' and '.join(schedules)} re-timed to end at step {trainer.horizon} "
+                  f"(it was {horizon}) from step {state['step']} on")
+        elif schedules and trainer.group.is_main and cfg.steps != saved["steps"]:
+            print(f"fastgan: {cfg.steps} steps instead of {saved['steps']}: {' and '.join(schedules)} keep "
+                  f"their end at step {horizon} (--schedule-steps N re-times them)")
         try:
             trainer.generator.load_state_dict(state["generator"])
             trainer.critic.load_state_dict(state["critic"])
@@ -207,10 +345,11 @@ class Trainer:
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: str, **overrides) -> "Trainer":
+    def resume(cls, run_dir: str, **kwargs) -> "Trainer":
         """The run checkpointed in ``run_dir``, ready to continue bit for bit from its
-        step (log lines written after the checkpoint are dropped)."""
-        trainer = cls.from_checkpoint(os.path.join(run_dir, "checkpoint.pt"), **overrides)
+        step (log lines written after the checkpoint are dropped); ``kwargs`` as for
+        :meth:`from_checkpoint`."""
+        trainer = cls.from_checkpoint(os.path.join(run_dir, "checkpoint.pt"), **kwargs)
         trainer._truncate_log()
         return trainer
 
@@ -219,8 +358,8 @@ class Trainer:
         path = os.path.join(self.cfg.out, "metrics.jsonl")
         if not self.group.is_main or not os.path.exists(path):
             return
-        with open(path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step]
+        with open(path) as f:  # at step 0 the start's evaluation is written again
+            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step and self.step]
         with open(path, "w") as f:
             f.writelines(kept)
 
@@ -238,10 +377,19 @@ class Trainer:
         """The ``n`` interpolation weights of the gradient penalty, shape ``(n,)``."""
         return torch.rand(n, dtype=self.dtype, device=self.device)
 
+    def schedules(self) -> list[str]:
+        """The schedules this run follows, in words (none, one or both)."""
+        names = []
+        if self.cfg.lr_decay != "none":
+            names.append(f"the {self.cfg.lr_decay} learning-rate decay")
+        if self.cfg.objective == "noisy-gan":
+            names.append(f"the {self.cfg.noise_schedule} instance-noise annealing")
+        return names
+
     def _sigma(self) -> float:
         if self.cfg.objective != "noisy-gan":
             return 0.0
-        return objectives.noise_sigma(self.step, self.cfg.steps, self.cfg.sigma, self.cfg.noise_schedule)
+        return objectives.noise_sigma(self.step, self.horizon, self.cfg.sigma, self.cfg.noise_schedule)
 
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
         obj, cfg = self.cfg.objective, self.cfg
@@ -307,9 +455,11 @@ class Trainer:
 
     def _set_lr(self) -> None:
         """The learning rate of this step: constant, or decayed linearly to 0 at the
-        last step (as the WGAN-GP reference image code does); a function of the step
-        alone, so a resumed run follows it exactly."""
-        lr = self.lr * (1 - self.step / self.cfg.steps) if self.cfg.lr_decay == "linear" else self.lr
+        schedule's end (the last step unless ``schedule_steps`` says otherwise), as the
+        WGAN-GP reference image code does; a function of the step alone, so a resumed
+        run follows it exactly."""
+        decayed = self.lr * max(0.0, 1 - self.step / self.horizon)
+        lr = decayed if self.cfg.lr_decay == "linear" else self.lr
         for opt in (self.opt_d, self.opt_g):
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -376,7 +526,6 @@ class Trainer:
 
         cfg = self.cfg
         main = self.group.is_main
-        os.makedirs(cfg.out, exist_ok=True)
         log_path = os.path.join(cfg.out, "metrics.jsonl")
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -393,8 +542,9 @@ class Trainer:
                 if self.step == 0 and main:
                     first = {"step": 0, "time": 0.0, **self.evaluate()}
                     log.write(json.dumps(first) + "\n")
-                bar = tqdm(total=cfg.steps, initial=self.step, disable=not (cfg.progress and main), unit="step",
-                           dynamic_ncols=True)
+                # disable=None: no bar when stderr is not a terminal (a log file, a pipe)
+                bar = tqdm(total=cfg.steps, initial=self.step, disable=None if cfg.progress and main else True,
+                           unit="step", dynamic_ncols=True)
                 started = time.perf_counter() - self.elapsed
                 while self.step < cfg.steps and self._stop is None:
                     record = self.train_step()
@@ -416,6 +566,8 @@ class Trainer:
                         self.elapsed = time.perf_counter() - started
                         self.save()
                 bar.close()
+                if self._stop is not None and self.step == summary["start_step"]:
+                    self.save()  # stopped before its first step: the checkpoint it names exists
             if profile is not None and summary["profile"] is None:  # fewer steps than asked to profile
                 summary["profile"] = profile.stop()
         finally:

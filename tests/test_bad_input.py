@@ -85,8 +85,9 @@ def test_inputs_requiring_grad_in_critic_step(backend, critic, which):
 
 
 @pytest.mark.parametrize("eps,match", [
-    (torch.rand(5), r"eps must have shape \(4,\) or \(4, 1\)"),
-    (torch.rand(4, 2), r"eps must have shape"),
+    (torch.rand(5), r"eps must hold one weight per sample, shape \(4,\) or \(4, 1, \.\.\.\), got \(5,\)"),
+    (torch.rand(4, 2), r"eps must hold one weight per sample"),
+    (torch.rand(1, 4), r"eps must hold one weight per sample"),
     (torch.tensor([0.1, float("nan"), 0.3, 0.4]), "eps contains NaN"),
     (torch.ones(4, dtype=torch.int64), "eps must be a floating tensor"),
 ])

@@ -135,3 +135,32 @@ def test_bad_input(kw, match):
     x, _, _ = make("nc")
     with pytest.raises((ValueError, TypeError), match=match):
         bias_act(x, **kw)
+
+
+@pytest.mark.parametrize("alpha", [-0.2, -1.5, 0.0])
+@pytest.mark.parametrize("layout", ["nc", "nhwc"])
+def test_lrelu_slope_outside_the_output_sign_fast_path(backend, alpha, layout):
+    """A negative leaky-ReLU slope (StyleGAN2-ADA's bias_act allows any alpha) makes the
+    output positive on both sides of 0: s' cannot be read from its sign, and every
+    backend must take the path that reads it from the input."""
+    x, b, dim = make(layout)
+
+    def ours(x, b):
+        return bias_act(x, b, "lrelu", alpha=alpha, gain=1.3, dim=dim)
+
+    def ref(x, b):
+        return reference.bias_act(x, b, "lrelu", alpha, 1.3, dim, None)
+
+    for a, r in zip(derivatives(ours, x, b), derivatives(ref, x, b)):
+        assert rel_err(a, r) < 1e-12
+    small = x[:2] if layout == "nc" else x[:1, :, :2, :2]
+    small, b = small.detach().clone().requires_grad_(True), b.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(ours, (small, b))
+    assert torch.autograd.gradgradcheck(ours, (small, b))
+
+
+def test_the_raw_op_refuses_the_output_sign_for_a_negative_slope():
+    x, b, _ = make("nc")
+    y = torch.ops.fastgan.bias_act(x, b, 1, "lrelu", -0.2, 1.0, -1.0)
+    with pytest.raises(RuntimeError, match="lrelu with alpha >= 0"):
+        torch.ops.fastgan.bias_act_grad(torch.ones_like(y), y, b, 1, "lrelu", -0.2, 1.0, -1.0, True)

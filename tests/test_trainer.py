@@ -5,6 +5,7 @@ import json
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,13 +81,18 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, objective, lr_
     resumed = Trainer.resume(first.cfg.out)
     assert resumed.step == 3
     resumed.run()
+    assert_same_run(whole, resumed)
+
+
+def assert_same_run(whole, resumed):
+    """The two trainers hold the same networks, optimiser state, RNG and log, bit for bit."""
     a, b = whole.state(), resumed.state()
     for key in ("generator", "critic"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
     assert all(torch.equal(x, y) for x, y in zip(torch.utils._pytree.tree_leaves(a["opt_d"]["state"]),
                                                  torch.utils._pytree.tree_leaves(b["opt_d"]["state"])))
-    train_keys = ("step", "critic_loss", "generator_loss", "wasserstein", "penalty")
+    train_keys = ("step", "critic_loss", "generator_loss", "wasserstein", "penalty", "sigma")
     strip = lambda lines: [{k: r[k] for k in train_keys if k in r} for r in lines]  # noqa: E731
     assert strip(log_lines(whole.cfg)) == strip(log_lines(resumed.cfg))
 
@@ -139,8 +145,9 @@ def test_profile_records_the_phases_and_writes_a_trace(tmp_path):
 
 
 def test_bad_settings_are_named(tmp_path):
-    for kw, match in [(dict(objective="lsgan"), "unknown objective 'lsgan'"), (dict(steps=0), "steps must be >= 1"),
-                      (dict(device="tpu"), "device must be"), (dict(noise_schedule="step"), "noise schedule"),
+    for kw, match in [(dict(objective="lsgan"), "objective must be one of .*got 'lsgan'"),
+                      (dict(steps=0), "steps must be >= 1"),
+                      (dict(device="tpu"), "device must be"), (dict(noise_schedule="step"), "noise_schedule must be"),
                       (dict(lr_decay="cosine"), "lr_decay must be none or linear")]:
         with pytest.raises(ValueError, match=match):
             Trainer(dataclasses.replace(small(tmp_path), **kw))
@@ -154,3 +161,48 @@ def test_linear_lr_decay_reaches_zero_at_the_end(tmp_path):
         seen.append(trainer.opt_g.param_groups[0]["lr"])
     assert seen == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
     assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize("objective, lr_decay", [("wgan-gp", "linear"), ("noisy-gan", "none")])
+def test_resuming_with_more_steps_keeps_the_schedules_horizon(tmp_path, capsys, objective, lr_decay):
+    """A run of 4 steps extended to 6 on resume continues the schedules it started
+    (ending at step 4), exactly as a 6-step run with --schedule-steps 4, and says so."""
+    whole = Trainer(small(tmp_path / "a", objective=objective, steps=6, schedule_steps=4, n_critic=1,
+                          lr_decay=lr_decay))
+    whole.run()
+    Trainer(small(tmp_path / "b", objective=objective, steps=4, n_critic=1, lr_decay=lr_decay)).run()
+    resumed = Trainer.resume(str(tmp_path / "b" / "run"), steps=6)
+    assert "keep their end at step 4 (--schedule-steps N re-times them)" in capsys.readouterr().out
+    resumed.run()
+    assert_same_run(whole, resumed)
+
+
+def test_resuming_with_schedule_steps_retimes_and_says_so(tmp_path, capsys):
+    Trainer(small(tmp_path, steps=2, n_critic=1, lr_decay="linear")).run()
+    resumed = Trainer.resume(str(tmp_path / "run"), steps=4, schedule_steps=4)
+    assert "re-timed to end at step 4 (it was 2) from step 2 on" in capsys.readouterr().out
+    resumed._set_lr()
+    assert resumed.opt_g.param_groups[0]["lr"] == pytest.approx(resumed.lr * 0.5)
+
+
+def test_a_signal_before_the_first_step_leaves_the_checkpoint_it_names(tmp_path):
+    trainer = Trainer(small(tmp_path, steps=3))
+    trainer._on_signal(signal.SIGTERM, None)  # e.g. during the start's evaluation
+    summary = trainer.run()
+    assert summary["interrupted"] == signal.SIGTERM and summary["step"] == 0
+    assert checkpoint.load(summary["checkpoint"])["step"] == 0
+    resumed = Trainer.resume(trainer.cfg.out)
+    resumed.run()
+    assert [r["step"] for r in log_lines(resumed.cfg)] == [0, 1, 2, 3]  # one start line, not two
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_points_of_any_dimension_train_and_plot(tmp_path, dim):
+    from fastgan import plots
+
+    data = tmp_path / f"points{dim}.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(200, dim)).astype(np.float32))
+    trainer = Trainer(small(tmp_path, data=str(data), steps=2, n_critic=1))
+    trainer.run()
+    for path in plots.run_plots(trainer):
+        assert os.path.getsize(path) > 0

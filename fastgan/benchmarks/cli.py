@@ -72,18 +72,42 @@ def profile_suite(name: str, device: torch.device, out_dir: str, warmup: int = 2
     return tables
 
 
+def _check_args(args) -> str | None:
+    """What is wrong with the arguments, before any suite runs (None: nothing)."""
+    if args.reps is not None and args.reps < 1:
+        return f"--reps must be >= 1, got {args.reps}"
+    if args.warmup < 0:
+        return f"--warmup must be >= 0, got {args.warmup}"
+    if args.compare:
+        try:
+            harness.read_csv(args.compare)
+        except (OSError, ValueError) as exc:
+            return f"--compare {args.compare}: {exc}"
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        return f"--out {args.out}: cannot create the folder: {exc.strerror}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fastgan bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", nargs="+", choices=list(SUITES), default=list(SUITES))
+    parser = argparse.ArgumentParser(prog="fastgan bench", description=" ".join(__doc__.split()))
+    parser.add_argument("--suite", nargs="+", choices=list(SUITES), default=list(SUITES),
+                        help="the suites to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="small configs and few repetitions")
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default 20, quick 8)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs before the timed ones (default 3)")
     parser.add_argument("--only", default="", metavar="TEXT", help="only the configs whose name holds TEXT")
-    parser.add_argument("--out", default=os.path.join("bench", "results"))
+    parser.add_argument("--out", default=os.path.join("bench", "results"),
+                        help="the folder of the CSV, markdown and plot (default bench/results)")
     parser.add_argument("--compare", metavar="OLD.csv", help="print the change against an earlier run")
     parser.add_argument("--profile", metavar="SUITE", choices=list(SUITES),
                         help="profile the suite's first config per peer instead of timing")
     args = parser.parse_args(argv)
+    problem = _check_args(args)
+    if problem:
+        print(f"fastgan bench: {problem}", file=sys.stderr)
+        return 2
     device = _device()
     if device.type == "cpu":
         print("no GPU is present: CPU configs only")

@@ -233,11 +233,23 @@ def write(all_rows: list[dict], out_dir: str, stem: str, command: str) -> list[s
     return [csv_path, md_path]
 
 
+def read_csv(path: str) -> list[dict]:
+    """The rows of a CSV written by :func:`write`; ValueError if it is not one."""
+    with open(path, newline="") as f:
+        try:
+            rows = list(csv.DictReader(f))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a CSV file ({exc})") from None
+    needed = {"suite", "config", "peer", "backend", "status", "median_ms"}
+    if not rows or not needed <= set(rows[0]):
+        raise ValueError(f"not a fastgan bench CSV (expected the columns {', '.join(sorted(needed))})")
+    return rows
+
+
 def compare(new_rows: list[dict], old_csv: str) -> list[str]:
     """One line per (suite, config, peer, backend) in both runs: old and new medians and
     the speed-up (old over new); rows only in one run are named too."""
-    with open(old_csv, newline="") as f:
-        old = {(r["suite"], r["config"], r["peer"], r["backend"]): r for r in csv.DictReader(f)}
+    old = {(r["suite"], r["config"], r["peer"], r["backend"]): r for r in read_csv(old_csv)}
     lines = []
     for r in new_rows:
         key = (r["suite"], r["config"], r["peer"], r["backend"])

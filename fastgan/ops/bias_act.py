@@ -37,16 +37,18 @@ def _along(b: Tensor | None, x: Tensor, dim: int) -> Tensor | None:
     return b.view(shape).expand(x.shape)
 
 
-def _saves_output(act: str, clamp: float, gain: float) -> bool:
-    """For ReLU-like activations without clamp the output's sign gives s': save only y."""
-    return act in ("relu", "lrelu") and clamp < 0 and gain > 0
+def _saves_output(act: str, alpha: float, clamp: float, gain: float) -> bool:
+    """Whether the output's sign gives s', so that only y is saved: ReLU, and leaky ReLU
+    with a slope >= 0 (a negative slope makes y positive on both sides of 0), without
+    clamp and with a positive gain (the twin of the C++ ``slope_from_output``)."""
+    return (act == "relu" or (act == "lrelu" and alpha >= 0)) and clamp < 0 and gain > 0
 
 
 class _BiasAct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, impl, x, b, b_along, dim, act, alpha, gain, clamp):
         y = impl.bias_act(x, b, dim, act, alpha, gain, clamp)
-        ref_is_y = _saves_output(act, clamp, gain)
+        ref_is_y = _saves_output(act, alpha, clamp, gain)
         ctx.save_for_backward(y if ref_is_y else x, b, b_along)
         ctx.cfg = (impl, dim, act, alpha, gain, clamp, ref_is_y)
         return y
@@ -112,6 +114,11 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "lrelu", alpha: floa
     alpha = _checks.check_number(DEFAULT_ALPHA[act] if alpha is None else alpha, "alpha")
     gain = _checks.check_number(1.0 if gain is None else gain, "gain")
     clamp = -1.0 if clamp is None else _checks.check_number(clamp, "clamp", minimum=0.0)
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    if x.dim() and not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim {dim} is out of range for x with {x.dim()} dimensions "
+                         f"(expected {-x.dim()} to {x.dim() - 1})")
     if b is not None:
         if x.dim() == 0:
             raise ValueError("x must have the bias dimension")

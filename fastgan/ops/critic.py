@@ -178,19 +178,9 @@ def _check_batch(real: Tensor, fake: Tensor, features: int) -> None:
 
 
 def _prepare_eps(eps: Tensor | None, real: Tensor) -> Tensor:
-    B = real.shape[0]
     if eps is None:
-        return torch.rand(B, dtype=real.dtype, device=real.device)
-    if not isinstance(eps, torch.Tensor):
-        raise TypeError(f"eps must be a tensor of shape ({B},) or ({B}, 1), got {type(eps).__name__}")
-    if tuple(eps.shape) not in ((B,), (B, 1)):
-        raise ValueError(f"eps must have shape ({B},) or ({B}, 1), got {tuple(eps.shape)}")
-    if eps.device != real.device:
-        raise ValueError(f"eps is on {eps.device} but real is on {real.device}")
-    if not eps.is_floating_point():
-        raise TypeError(f"eps must be a floating tensor, got {eps.dtype}")
-    _checks.check_finite(eps, "eps")
-    return eps.detach().reshape(B).to(real.dtype)
+        return torch.rand(real.shape[0], dtype=real.dtype, device=real.device)
+    return _checks.per_sample_weights(eps, "eps", real)
 
 
 def critic_loss(real: Tensor, fake: Tensor, params: Sequence[Tensor], act: str = "lrelu",
@@ -201,8 +191,8 @@ def critic_loss(real: Tensor, fake: Tensor, params: Sequence[Tensor], act: str =
 
     Computes the loss and every parameter gradient in one pass, with no
     ``create_graph``; ``loss.backward()`` then accumulates the gradients into the
-    parameters' ``.grad``. ``eps`` (shape ``(B,)`` or ``(B, 1)``) are the interpolation
-    weights; drawn from ``U[0, 1)`` with torch's RNG when omitted.
+    parameters' ``.grad``. ``eps`` (one per sample: ``(B,)``, ``(B, 1)``, ``(B, 1, 1, 1)``...)
+    are the interpolation weights; drawn from ``U[0, 1)`` with torch's RNG when omitted.
     """
     alpha = _check_activation(act, alpha)
     _check_batch(real, fake, params[0].shape[1] if params else 0)
