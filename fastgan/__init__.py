@@ -8,7 +8,9 @@ Public API of this version:
 * :func:`gradient_penalty`, :func:`r1_penalty`, :func:`dragan_penalty` for any critic;
 * weight clipping: :func:`fastgan.ops.clip_` and :class:`ClippedRMSprop`;
 * :func:`doctor`, the self-check of every backend (also ``fastgan doctor``);
-* :mod:`fastgan.reference`, the eager PyTorch oracle of every op.
+* :mod:`fastgan.reference`, the eager PyTorch oracle of every op;
+* :class:`Trainer` and :class:`TrainConfig`: the trainer, for the built-in networks
+  and data sets or for your own networks and data (``examples/train_own_gan.py``).
 """
 from fastgan.backends import (
     BackendUnavailableError,
@@ -23,11 +25,13 @@ from fastgan.nn import FusedMLPCritic
 from fastgan.ops.critic import CriticLoss
 from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import dragan_penalty, gradient_penalty, r1_penalty
+from fastgan.trainer import ConfigError, ConfigTypeError, TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendUnavailableError", "ClippedRMSprop", "CriticLoss", "ExtensionNotBuiltError", "FusedMLPCritic",
+    "BackendUnavailableError", "ClippedRMSprop", "ConfigError", "ConfigTypeError", "CriticLoss",
+    "ExtensionNotBuiltError", "FusedMLPCritic", "TrainConfig", "Trainer",
     "available_backends", "doctor", "dragan_penalty", "get_backend", "gradient_penalty",
     "r1_penalty", "set_backend", "use_backend", "__version__",
 ]
