@@ -210,17 +210,16 @@ def _sample(args) -> int:
     except (CheckpointError, ValueError, RuntimeError, UsageError) as exc:
         print(f"fastgan sample: {_config_error(exc, {'device': args.device}, None)}", file=sys.stderr)
         return 2
-    samples = trainer.sample(args.n)
+    samples = trainer.sample(args.n, raw=args.raw)
+    which = "raw generator" if args.raw or trainer.ema is None else "EMA generator"
     if args.out.endswith(".npy"):
         np.save(args.out, samples.numpy())
     else:
         title = f"{args.n} samples, {trainer.cfg.objective} on {trainer.data.name}, step {trainer.step}"
-        if trainer.data.is_image:
-            plots.image_grid(args.out, samples, title)
-        else:
-            plots.samples_points(args.out, trainer.data.sample(args.n), samples, trainer.critic, trainer.device,
-                                 title)
-    print(f"wrote {args.n} samples to {args.out}")
+        real = None if trainer.data.is_image else trainer.data.sample(args.n)
+        plots.samples(args.out, [(which if trainer.ema is not None else "", samples)], title, real, trainer.critic,
+                      trainer.device)
+    print(f"wrote {args.n} samples of the {which} to {args.out}")
     return 0
 
 
@@ -319,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, default=1000, help="how many samples (default 1000)")
     sample.add_argument("--out", required=True, help="samples.npy (an array) or samples.png (a picture)")
     sample.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    sample.add_argument("--raw", action="store_true",
+                        help="sample the trained generator, not its EMA (for runs with --ema-decay)")
     sample.set_defaults(run=_sample)
 
     plot = commands.add_parser("plot", help="redraw a run's samples.png and curves.png",

@@ -30,34 +30,10 @@ def _dtype(module) -> torch.dtype:
     return next(module.parameters()).dtype
 
 
-def samples_2d(path: str, real: Tensor, fake: Tensor, critic, device, title: str) -> str:
-    """Real and generated points over the contours of the critic's value."""
-    plt = pyplot()
-    both = torch.cat([real, fake])
-    lo, hi = both.min(0).values - 0.3, both.max(0).values + 0.3
-    xs, ys = torch.linspace(float(lo[0]), float(hi[0]), 120), torch.linspace(float(lo[1]), float(hi[1]), 120)
-    gx, gy = torch.meshgrid(xs, ys, indexing="xy")
-    grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-    with torch.no_grad():
-        values = critic(grid.to(device, _dtype(critic))).reshape(gx.shape).float().cpu()
-    fig, ax = plt.subplots(figsize=(6, 6))
-    contour = ax.contourf(gx.numpy(), gy.numpy(), values.numpy(), levels=20, cmap="RdBu_r", alpha=0.7)
-    fig.colorbar(contour, ax=ax, label="critic value D(x)")
-    ax.scatter(real[:, 0], real[:, 1], s=3, c="black", alpha=0.5, label="real")
-    ax.scatter(fake[:, 0], fake[:, 1], s=3, c="orange", alpha=0.6, label="generated")
-    ax.set_title(title)
-    ax.legend(loc="upper right", markerscale=4)
-    return _save(fig, path)
-
-
-def samples_points(path: str, real: Tensor, fake: Tensor, critic, device, title: str) -> str:
-    """Real and generated points of any dimension D: over the critic's contours for
-    D = 2, as histograms under the critic's curve for D = 1, and as the scatter of the
-    first two coordinates (no critic surface) for D > 2."""
-    if real.shape[1] == 2:
-        return samples_2d(path, real, fake, critic, device, title)
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 6 if real.shape[1] > 2 else 4))
+def draw_points(fig, ax, real: Tensor, fake: Tensor, critic, device, title: str) -> None:
+    """Real and generated points of any dimension D on ``ax``: over the critic's value
+    contours for D = 2, as histograms under the critic's curve for D = 1, and as the
+    scatter of the first two coordinates (no critic surface) for D > 2."""
     if real.shape[1] == 1:
         both = torch.cat([real, fake])[:, 0]
         xs = torch.linspace(float(both.min()) - 0.3, float(both.max()) + 0.3, 400)
@@ -66,18 +42,29 @@ def samples_points(path: str, real: Tensor, fake: Tensor, critic, device, title:
         with torch.no_grad():
             values = critic(xs[:, None].to(device, _dtype(critic))).reshape(-1).float().cpu()
         twin = ax.twinx()
-        twin.plot(xs.numpy(), values.numpy(), color="tab:blue", label="critic value D(x)")
+        twin.plot(xs.numpy(), values.numpy(), color="tab:blue")
         twin.set_ylabel("critic value D(x)")
         ax.set_xlabel("x")
     else:
+        if real.shape[1] == 2:
+            both = torch.cat([real, fake])
+            lo, hi = both.min(0).values - 0.3, both.max(0).values + 0.3
+            xs = torch.linspace(float(lo[0]), float(hi[0]), 120)
+            ys = torch.linspace(float(lo[1]), float(hi[1]), 120)
+            gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+            grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+            with torch.no_grad():
+                values = critic(grid.to(device, _dtype(critic))).reshape(gx.shape).float().cpu()
+            contour = ax.contourf(gx.numpy(), gy.numpy(), values.numpy(), levels=20, cmap="RdBu_r", alpha=0.7)
+            fig.colorbar(contour, ax=ax, label="critic value D(x)")
+        else:
+            ax.set_xlabel("coordinate 1")
+            ax.set_ylabel("coordinate 2")
+            title += f" (coordinates 1-2 of {real.shape[1]})"
         ax.scatter(real[:, 0], real[:, 1], s=3, c="black", alpha=0.5, label="real")
         ax.scatter(fake[:, 0], fake[:, 1], s=3, c="orange", alpha=0.6, label="generated")
-        ax.set_xlabel("coordinate 1")
-        ax.set_ylabel("coordinate 2")
-        title += f" (coordinates 1-2 of {real.shape[1]})"
     ax.set_title(title)
     ax.legend(loc="upper right", markerscale=4)
-    return _save(fig, path)
 
 
 def tile(images: Tensor, columns: int) -> Tensor:
@@ -93,18 +80,40 @@ def tile(images: Tensor, columns: int) -> Tensor:
     return canvas
 
 
-def image_grid(path: str, images: Tensor, title: str, columns: int | None = None) -> str:
-    """A grid of images in [-1, 1], (N, C, H, W), drawn as one picture (10 columns up
-    to 100 images, a square grid beyond)."""
-    plt = pyplot()
-    n, c = images.shape[:2]
-    columns = columns or (min(n, 10) if n <= 100 else math.ceil(math.sqrt(n)))
-    picture = tile(images, columns).numpy()
-    width = max(3.0, min(9.0, 0.9 * columns))  # inches
-    fig, ax = plt.subplots(figsize=(width, width * picture.shape[0] / picture.shape[1] + 0.5))
-    ax.imshow(picture[..., 0] if c == 1 else picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+def grid_columns(n: int) -> int:
+    """10 columns up to 100 images, a square grid beyond."""
+    return min(n, 10) if n <= 100 else math.ceil(math.sqrt(n))
+
+
+def draw_images(ax, images: Tensor, title: str) -> None:
+    """A grid of images in [-1, 1], (N, C, H, W), as one picture on ``ax``."""
+    picture = tile(images, grid_columns(len(images))).numpy()
+    ax.imshow(picture[..., 0] if picture.shape[2] == 1 else picture, cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
     ax.axis("off")
     ax.set_title(title)
+
+
+def samples(path: str, panels: list[tuple[str, Tensor]], title: str, real: Tensor | None = None,
+            critic=None, device=None) -> str:
+    """One panel per ``(label, samples)``, side by side (the EMA generator's beside the
+    raw one's): an image grid for images, points with ``real`` and the critic for
+    points."""
+    plt = pyplot()
+    images = panels[0][1].dim() == 4
+    if images:
+        picture = tile(panels[0][1], grid_columns(len(panels[0][1])))
+        width = max(3.0, min(9.0, 0.09 * picture.shape[1]))  # inches per panel
+        size = (width * len(panels), width * picture.shape[0] / picture.shape[1] + 0.6)
+    else:
+        size = (6 * len(panels), 6 if real.shape[1] > 1 else 4)
+    fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False)
+    for ax, (label, fake) in zip(axes[0], panels):
+        name = f"{title}\n{label}" if label else title
+        if images:
+            draw_images(ax, fake, name)
+        else:
+            draw_points(fig, ax, real, fake, critic, device, name)
     return _save(fig, path)
 
 
@@ -144,16 +153,15 @@ def _save(fig, path: str) -> str:
 
 
 def run_plots(trainer, n: int = 1000) -> list[str]:
-    """samples.png and curves.png of a trainer's run folder."""
+    """samples.png (the EMA generator's samples beside the raw one's when the run
+    keeps an EMA) and curves.png of a trainer's run folder."""
     out = trainer.cfg.out
-    gen = torch.Generator().manual_seed(trainer.cfg.seed + 7)
     title = f"{trainer.cfg.objective} on {trainer.data.name}, step {trainer.step}"
-    if trainer.data.is_image:
-        paths = [image_grid(os.path.join(out, "samples.png"), trainer.sample(100, gen), title)]
-    else:
-        real, fake = trainer.data.sample(n, gen), trainer.sample(n, gen)
-        paths = [samples_points(os.path.join(out, "samples.png"), real, fake, trainer.critic, trainer.device,
-                                title)]
+    count = 100 if trainer.data.is_image else n
+    panels = [(label, trainer.sample(count, torch.Generator().manual_seed(trainer.cfg.seed + 7), raw=raw))
+              for label, raw in trainer.sample_labels()]
+    real = None if trainer.data.is_image else trainer.data.sample(n, torch.Generator().manual_seed(trainer.cfg.seed + 8))
+    paths = [samples(os.path.join(out, "samples.png"), panels, title, real, trainer.critic, trainer.device)]
     log = os.path.join(out, "metrics.jsonl")
     if os.path.exists(log):
         paths.append(curves(os.path.join(out, "curves.png"), read_log(log), trainer.cfg.objective))

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fastgan import checkpoint, data as datasets, distributed, metrics, models, objectives, profiling
 from fastgan.nn import FusedMLPCritic
@@ -49,7 +50,7 @@ _CHOICES = {"lr_decay": ("none", "linear"), "noise_schedule": ("linear", "expone
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
            "beta1": (0, True), "beta2": (0, True), "lam": (0, True), "lazy_penalty": (1, True),
            "clip": (0, False), "sigma": (0, True), "width": (1, True), "latent_dim": (1, True),
-           "schedule_steps": (1, True), "eval_every": (0, True), "eval_samples": (2, True),
+           "schedule_steps": (1, True), "eval_every": (0, True), "ema_decay": (0, True), "ema_rampup": (0, True), "eval_samples": (2, True),
            "log_every": (1, True), "checkpoint_every": (1, True), "seed": (0, True), "dist_timeout": (0, False),
            "profile": (0, True)}
 
@@ -92,6 +93,10 @@ class TrainConfig:
     dist_timeout: float = _setting(300.0, "seconds a rank waits for the others before it gives up (distributed runs)")
     out: str = _setting("runs/demo", "the run folder")
     profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
+    ema_decay: float | None = _setting(None, "keep an exponential moving average of the generator with this decay "
+                                             "per step (e.g. 0.999), used for metrics and samples", float)
+    ema_rampup: float = _setting(0.05, "the EMA's ramp: its half-life is at most this fraction of the steps "
+                                       "so far (StyleGAN2-ADA's ema_rampup; 0: no ramp)")
     progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
 
     def validate(self) -> None:
@@ -112,7 +117,7 @@ class TrainConfig:
                 raise ConfigError(name, f"must be finite, got {value}")
             if value < low or (value == low and not inclusive):
                 raise ConfigError(name, f"must be {'>=' if inclusive else '>'} {low}, got {value}")
-        for name in ("beta1", "beta2"):
+        for name in ("beta1", "beta2", "ema_decay"):
             if getattr(self, name) is not None and getattr(self, name) >= 1:
                 raise ConfigError(name, f"must be < 1, got {getattr(self, name)}")
         if not self.data:
@@ -144,7 +149,7 @@ def _typed(f: dataclasses.Field, value):
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
 RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
-               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype")
+               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup")
 
 
 
@@ -236,6 +241,9 @@ class Trainer:
             # torch's fused Adam: one kernel over all parameters (CPU and CUDA)
             self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas, fused=True)
             self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas, fused=True)
+        # the generator's exponential moving average, for evaluation and samples
+        self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+                    if cfg.ema_decay is not None else None)
         self.step = 0
         self.elapsed = 0.0  # training seconds before this process (resumed runs)
         self.classifier = metrics.digit_classifier() if cfg.data == "digits" and self.group.is_main else None
@@ -286,7 +294,8 @@ class Trainer:
         return {"config": dataclasses.asdict(self.cfg), "user": self.user, "step": self.step, "elapsed": self.elapsed,
                 "world_size": self.group.world_size,
                 "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.group.gather(rng)}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.group.gather(rng),
+                "ema": None if self.ema is None else self.ema.state_dict()}
 
     def save(self) -> str:
         """Writes the checkpoint (rank 0; every rank must call it)."""
@@ -329,6 +338,8 @@ class Trainer:
             trainer.critic.load_state_dict(state["critic"])
             trainer.opt_g.load_state_dict(state["opt_g"])
             trainer.opt_d.load_state_dict(state["opt_d"])
+            if trainer.ema is not None:
+                trainer.ema.load_state_dict(state["ema"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise checkpoint.CheckpointError(f"{path} does not fit this run's networks: {exc}") from None
         trainer.step, trainer.elapsed = state["step"], state["elapsed"]
@@ -450,8 +461,26 @@ class Trainer:
                 stats = self.group.mean({"generator_loss": float(loss.detach())})
                 stats["generator_grad_norm"] = _grad_norm(self.generator)
             self.opt_g.step()
+            self._update_ema()
             self.critic.requires_grad_(True)
         return stats
+
+    def ema_decay(self, step: int) -> float:
+        """The EMA's decay at generator step ``step`` (counted before it): ``ema_decay``,
+        capped by StyleGAN2-ADA's ramp ``0.5 ** (1 / (ema_rampup * step))`` (its
+        half-life of at most ``ema_rampup`` times the images seen so far), so that the
+        average forgets the first, untrained generators; 0 at the first step."""
+        decay = self.cfg.ema_decay
+        if self.cfg.ema_rampup:
+            decay = min(decay, 0.5 ** (1.0 / (self.cfg.ema_rampup * step))) if step else 0.0
+        return decay
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        with span("ema"):
+            self.ema.multi_avg_fn = get_ema_multi_avg_fn(self.ema_decay(self.step))
+            self.ema.update_parameters(self.generator)
 
     def _set_lr(self) -> None:
         """The learning rate of this step: constant, or decayed linearly to 0 at the
@@ -488,15 +517,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` generated samples (generator in eval mode), on the CPU."""
-        was_training = self.generator.training
-        self.generator.eval()
+    def sample(self, n: int, generator: torch.Generator | None = None, raw: bool = False) -> Tensor:
+        """``n`` generated samples, on the CPU: from the EMA generator when the run keeps
+        one (unless ``raw``), else from the trained generator (in eval mode)."""
+        net = self.generator if raw or self.ema is None else self.ema.module
+        was_training = net.training
+        net.eval()
         with torch.no_grad():
             z = torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
-            x = self.generator(z).float().cpu()
-        self.generator.train(was_training)
+            x = net(z).float().cpu()
+        net.train(was_training)
         return x
+
+    def sample_labels(self) -> list[tuple[str, bool]]:
+        """(label, raw) of the generators a picture shows: the EMA one beside the raw
+        one when the run keeps an EMA, else the generator alone."""
+        return [("EMA generator", False), ("raw generator", True)] if self.ema is not None else [("", True)]
 
     def evaluate(self) -> dict:
         """The metrics on ``eval_samples`` samples, from an RNG of their own (seeded by

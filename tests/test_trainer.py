@@ -92,6 +92,9 @@ def assert_same_run(whole, resumed):
     assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
     assert all(torch.equal(x, y) for x, y in zip(torch.utils._pytree.tree_leaves(a["opt_d"]["state"]),
                                                  torch.utils._pytree.tree_leaves(b["opt_d"]["state"])))
+    assert (a["ema"] is None) == (b["ema"] is None)
+    if a["ema"] is not None:
+        assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
     train_keys = ("step", "critic_loss", "generator_loss", "wasserstein", "penalty", "sigma")
     strip = lambda lines: [{k: r[k] for k in train_keys if k in r} for r in lines]  # noqa: E731
     assert strip(log_lines(whole.cfg)) == strip(log_lines(resumed.cfg))
@@ -206,3 +209,56 @@ def test_points_of_any_dimension_train_and_plot(tmp_path, dim):
     trainer.run()
     for path in plots.run_plots(trainer):
         assert os.path.getsize(path) > 0
+
+
+def test_generator_ema_follows_the_ramped_decay_and_resumes_bit_for_bit(tmp_path):
+    from torch.optim.swa_utils import AveragedModel
+
+    cfg = small(tmp_path / "a", steps=5, n_critic=1, ema_decay=0.9, ema_rampup=0.5)
+    whole = Trainer(cfg)
+    assert isinstance(whole.ema, AveragedModel)
+    expected, step = None, whole.train_step
+
+    def step_and_average():  # the EMA by hand, from the generator after each step
+        nonlocal expected
+        decay = whole.ema_decay(whole.step)
+        record = step()
+        now = [p.detach().clone() for p in whole.generator.parameters()]
+        expected = now if expected is None else [decay * e + (1 - decay) * p for e, p in zip(expected, now)]
+        return record
+
+    whole.train_step = step_and_average
+    whole.run()
+    assert [whole.ema_decay(s) for s in (0, 1, 2, 4, 100)] == [0.0, 0.25, 0.5, 0.7071067811865476, 0.9]
+    for e, p in zip(expected, whole.ema.module.parameters()):
+        assert torch.allclose(e, p, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(whole.sample(10, torch.Generator().manual_seed(0)),
+                           whole.sample(10, torch.Generator().manual_seed(0), raw=True))
+
+    first = Trainer(small(tmp_path / "b", steps=5, n_critic=1, ema_decay=0.9, ema_rampup=0.5))
+    inner = first.train_step
+
+    def step_then_signal():
+        record = inner()
+        if first.step == 2:
+            first._on_signal(signal.SIGINT, None)
+        return record
+
+    first.train_step = step_then_signal
+    first.run()
+    resumed = Trainer.resume(first.cfg.out)
+    resumed.run()
+    whole.train_step = step
+    assert_same_run(whole, resumed)
+
+
+def test_ema_samples_are_plotted_beside_the_raw_ones(tmp_path, monkeypatch):
+    from fastgan import plots
+
+    trainer = Trainer(small(tmp_path, steps=1, n_critic=1, ema_decay=0.99))
+    trainer.run()
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    plots.run_plots(trainer)
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
+    assert any("EMA generator" in t for t in titles) and any("raw generator" in t for t in titles)
