@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 import fastgan
 from fastgan.cli import main
 
-from test_trainer import assert_same_run
+from test_trainer import assert_same_run, signal_during_step
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train_own_gan.py")
 
@@ -43,15 +43,7 @@ def test_the_example_trains_your_conv_gan_and_resumes_bit_for_bit(example, tmp_p
     assert summary["step"] == 4 and summary["last"]["w1"] > 0
     assert os.path.getsize(os.path.join(whole.cfg.out, "checkpoint.pt")) > 0
     first = own(example, tmp_path / "b")
-    step = first.train_step
-
-    def step_then_signal():
-        record = step()
-        if first.step == 2:
-            first._on_signal(signal.SIGINT, None)
-        return record
-
-    first.train_step = step_then_signal
+    signal_during_step(first, 2)
     assert first.run()["interrupted"] == signal.SIGINT
     generator, critic = example.networks()
     resumed = fastgan.Trainer.resume(first.cfg.out, generator=generator, critic=critic, data=example.images())

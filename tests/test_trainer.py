@@ -68,20 +68,25 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, objective, lr_
     whole = Trainer(small(tmp_path / "a", objective=objective, steps=6, n_critic=2, lr_decay=lr_decay))
     whole.run()
     first = Trainer(small(tmp_path / "b", objective=objective, steps=6, n_critic=2, lr_decay=lr_decay))
-    step = first.train_step
-
-    def step_then_signal():  # a SIGINT arriving during the third step
-        record = step()
-        if first.step == 3:
-            first._on_signal(signal.SIGINT, None)
-        return record
-
-    first.train_step = step_then_signal
+    signal_during_step(first, 3)
     assert first.run()["interrupted"] == signal.SIGINT
     resumed = Trainer.resume(first.cfg.out)
     assert resumed.step == 3
     resumed.run()
     assert_same_run(whole, resumed)
+
+
+def signal_during_step(trainer, step: int) -> None:
+    """Makes a SIGINT arrive while ``trainer`` runs its step number ``step``."""
+    inner = trainer.train_step
+
+    def step_then_signal():
+        record = inner()
+        if trainer.step == step:
+            trainer._on_signal(signal.SIGINT, None)
+        return record
+
+    trainer.train_step = step_then_signal
 
 
 def assert_same_run(whole, resumed):
@@ -236,15 +241,7 @@ def test_generator_ema_follows_the_ramped_decay_and_resumes_bit_for_bit(tmp_path
                            whole.sample(10, torch.Generator().manual_seed(0), raw=True))
 
     first = Trainer(small(tmp_path / "b", steps=5, n_critic=1, ema_decay=0.9, ema_rampup=0.5))
-    inner = first.train_step
-
-    def step_then_signal():
-        record = inner()
-        if first.step == 2:
-            first._on_signal(signal.SIGINT, None)
-        return record
-
-    first.train_step = step_then_signal
+    signal_during_step(first, 2)
     first.run()
     resumed = Trainer.resume(first.cfg.out)
     resumed.run()
