@@ -86,6 +86,7 @@ setup(
     cmdclass={"build_ext": cpp_extension.BuildExtension},
     python_requires=">=3.10",
     install_requires=["torch>=2.4", "numpy>=1.26", "matplotlib>=3.8", "pot>=0.9", "scikit-learn>=1.4",
-                      "tqdm>=4.66", "nvtx>=0.2"],
+                      "tqdm>=4.66", "nvtx>=0.2", "torch-fidelity>=0.3"],
+    extras_require={"tensorboard": ["tensorboard>=2.15"]},
     entry_points={"console_scripts": ["fastgan=fastgan.cli:main"]},
 )

@@ -42,9 +42,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     and the checkpoint of --resume are overridden only by what the command line says."""
     for f in dataclasses.fields(TrainConfig):
         name = f.name.replace("_", "-")
-        if f.metadata["type"] is bool:
+        if f.metadata["type"] is bool and f.default:
             parser.add_argument(f"--no-{name}", dest=f.name, action="store_false", default=argparse.SUPPRESS,
                                 help=f"turn off {f.metadata['help']}")
+        elif f.metadata["type"] is bool:
+            parser.add_argument(f"--{name}", dest=f.name, action="store_true", default=argparse.SUPPRESS,
+                                help=f.metadata["help"])
         else:
             default = "set by the objective and the data" if f.default is None else f.default
             parser.add_argument(f"--{name}", dest=f.name, type=f.metadata["type"], default=argparse.SUPPRESS,
@@ -183,6 +186,9 @@ def _print_metrics(label: str, record: dict | None) -> None:
         parts += [f"modes {record['modes']}", f"high quality {100 * record['high_quality']:.1f}%"]
     if "classes" in record:
         parts += [f"classes {record['classes']}/10", f"class KL {record['class_kl']:.3f}"]
+    if "fid" in record:
+        parts += [f"on {record['features']} features: FID {record['fid']:.3f}, KID {record['kid']:.4f}, "
+                  f"precision {record['precision']:.3f}, recall {record['recall']:.3f}"]
     print(f"{label} (step {record['step']}): " + ", ".join(parts))
 
 

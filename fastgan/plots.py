@@ -26,6 +26,11 @@ def read_log(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A CPU generator of its own, so that drawing pictures never moves a run's stream."""
+    return torch.Generator().manual_seed(seed)
+
+
 def _dtype(module) -> torch.dtype:
     return next(module.parameters()).dtype
 
@@ -122,11 +127,14 @@ WASSERSTEIN_OBJECTIVES = ("wgan", "wgan-gp")
 
 
 def curves(path: str, records: list[dict], objective: str = "wgan-gp") -> str:
-    """Losses, the critic's gap and exact W1 against the generator step. The gap
+    """Losses, the critic's gap and exact W1 against the generator step, and the image
+    metrics (FID; KID, precision and recall) when the run has them. The gap
     ``E D(x) - E D(G(z))`` estimates W1 for the Wasserstein objectives only; for the
     others it is labelled as the discriminator's gap."""
     plt = pyplot()
-    fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(11, 4))
+    scored = [r for r in records if "fid" in r]
+    fig, axes = plt.subplots(1, 4 if scored else 2, figsize=(22 if scored else 11, 4))
+    ax_loss, ax_w = axes[:2]
     trained = [r for r in records if "critic_loss" in r]
     for key in ("critic_loss", "generator_loss"):
         ax_loss.plot([r["step"] for r in trained], [r[key] for r in trained], label=key.replace("_", " "))
@@ -141,6 +149,17 @@ def curves(path: str, records: list[dict], objective: str = "wgan-gp") -> str:
     ax_w.set_xlabel("generator step")
     ax_w.legend()
     ax_w.set_title("Wasserstein distance" if wasserstein else "exact W1 and the discriminator's gap")
+    if scored:
+        steps, features = [r["step"] for r in scored], scored[-1]["features"]
+        axes[2].plot(steps, [r["fid"] for r in scored], "o-", label="FID")
+        axes[2].plot(steps, [r["kid"] for r in scored], "s--", label="KID")
+        for key in ("precision", "recall"):
+            axes[3].plot(steps, [r[key] for r in scored], "o-", label=key)
+        axes[3].set_ylim(-0.05, 1.05)
+        for ax, title in zip(axes[2:], ("FID and KID", "precision and recall")):
+            ax.set_xlabel("generator step")
+            ax.legend()
+            ax.set_title(f"{title} on {features} features")
     return _save(fig, path)
 
 
@@ -158,9 +177,9 @@ def run_plots(trainer, n: int = 1000) -> list[str]:
     out = trainer.cfg.out
     title = f"{trainer.cfg.objective} on {trainer.data.name}, step {trainer.step}"
     count = 100 if trainer.data.is_image else n
-    panels = [(label, trainer.sample(count, torch.Generator().manual_seed(trainer.cfg.seed + 7), raw=raw))
+    panels = [(label, trainer.sample(count, seeded(trainer.cfg.seed + 7), raw=raw))
               for label, raw in trainer.sample_labels()]
-    real = None if trainer.data.is_image else trainer.data.sample(n, torch.Generator().manual_seed(trainer.cfg.seed + 8))
+    real = None if trainer.data.is_image else trainer.data.sample(n, seeded(trainer.cfg.seed + 8))
     paths = [samples(os.path.join(out, "samples.png"), panels, title, real, trainer.critic, trainer.device)]
     log = os.path.join(out, "metrics.jsonl")
     if os.path.exists(log):

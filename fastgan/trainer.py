@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fastgan import checkpoint, data as datasets, distributed, metrics, models, objectives, profiling
+from fastgan import checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
+from fastgan.board import Board
 from fastgan.nn import FusedMLPCritic
 from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import gradient_penalty
@@ -50,7 +51,7 @@ _CHOICES = {"lr_decay": ("none", "linear"), "noise_schedule": ("linear", "expone
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
            "beta1": (0, True), "beta2": (0, True), "lam": (0, True), "lazy_penalty": (1, True),
            "clip": (0, False), "sigma": (0, True), "width": (1, True), "latent_dim": (1, True),
-           "schedule_steps": (1, True), "eval_every": (0, True), "ema_decay": (0, True), "ema_rampup": (0, True), "eval_samples": (2, True),
+           "schedule_steps": (1, True), "eval_every": (0, True), "ema_decay": (0, True), "ema_rampup": (0, True), "eval_samples": (10, True),
            "log_every": (1, True), "checkpoint_every": (1, True), "seed": (0, True), "dist_timeout": (0, False),
            "profile": (0, True)}
 
@@ -97,6 +98,11 @@ class TrainConfig:
                                              "per step (e.g. 0.999), used for metrics and samples", float)
     ema_rampup: float = _setting(0.05, "the EMA's ramp: its half-life is at most this fraction of the steps "
                                        "so far (StyleGAN2-ADA's ema_rampup; 0: no ramp)")
+    inception_weights: str | None = _setting(
+        None, "a local file of torch-fidelity's Inception-v3 weights, for FID, KID and precision/recall on images "
+              "other than digits (default: torch.hub's cache; nothing is downloaded)", str)
+    tensorboard: bool = _setting(False, "TensorBoard events in RUN_DIR/tensorboard: scalars, samples, the critic "
+                                        "surface")
     progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
 
     def validate(self) -> None:
@@ -247,7 +253,28 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds before this process (resumed runs)
         self.classifier = metrics.digit_classifier() if cfg.data == "digits" and self.group.is_main else None
+        self.features = self._image_features() if images and self.group.is_main else None
+        if cfg.tensorboard and self.group.is_main:
+            try:
+                from torch.utils import tensorboard  # noqa: F401
+            except ImportError:
+                raise ConfigError("tensorboard", "needs the tensorboard package: pip install tensorboard") from None
         self._stop = None
+
+    def _image_features(self) -> image_metrics.Features | None:
+        """The features the image metrics use: the digits classifier's for digits,
+        Inception-v3's for other images when its weights are here (else None, said once)."""
+        if self.classifier is not None:
+            return image_metrics.digit_features(self.classifier)
+        if self.cfg.inception_weights and not os.path.isfile(self.cfg.inception_weights):
+            raise ConfigError("inception_weights", f"is not a file: {self.cfg.inception_weights}")
+        weights = image_metrics.inception_weights(self.cfg.inception_weights)
+        if weights is None:
+            print("fastgan: no FID, KID or precision/recall: torch-fidelity's Inception-v3 weights are not at "
+                  f"{os.path.join(torch.hub.get_dir(), 'checkpoints', image_metrics.INCEPTION_FILE)} "
+                  "(--inception-weights PATH; nothing is downloaded)")
+            return None
+        return image_metrics.inception_features(weights, self.device)
 
     def _check_networks(self) -> None:
         """One forward of 2 samples (eval mode, no randomness drawn) shows that the
@@ -545,6 +572,9 @@ class Trainer:
             result.update(metrics.mode_stats(fake, self.data.centers, self.data.std))
         if self.classifier is not None:
             result.update(metrics.digit_stats(fake, self.classifier))
+        if self.features is not None:
+            result.update(image_metrics.image_stats(fake, real, self.features, self.cfg.seed),
+                          features=self.features.name)
         return result
 
     # ------------------------------------------------------------------ the loop
@@ -572,12 +602,16 @@ class Trainer:
         profile = (profiling.Profile(cfg.profile, os.path.join(cfg.out, "trace.json"))
                    if cfg.profile and main else None)
         summary = {"start_step": self.step, "interrupted": None, "profile": None}
+        board = Board(cfg.out, self.step) if cfg.tensorboard and main else None
         first = last = None
         try:
             with open(log_path if main else os.devnull, "a") as log:
                 if self.step == 0 and main:
                     first = {"step": 0, "time": 0.0, **self.evaluate()}
                     log.write(json.dumps(first) + "\n")
+                    if board is not None:
+                        board.scalars(first)
+                        board.pictures(self)
                 # disable=None: no bar when stderr is not a terminal (a log file, a pipe)
                 bar = tqdm(total=cfg.steps, initial=self.step, disable=None if cfg.progress and main else True,
                            unit="step", dynamic_ncols=True)
@@ -591,11 +625,15 @@ class Trainer:
                     due_eval = self._evaluates_at(self.step) and main
                     if due_eval:
                         record.update(self.evaluate())
+                        if board is not None:
+                            board.pictures(self)
                     if self._logs_at(self.step):
                         self.elapsed = time.perf_counter() - started
                         record = {"step": self.step, "time": round(self.elapsed, 3), **record}
                         log.write(json.dumps(record) + "\n")
                         log.flush()
+                        if board is not None:
+                            board.scalars(record)
                         bar.set_postfix(W=f"{record['wasserstein']:.4f}", refresh=False)
                         last = record if due_eval else last
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self._stop is not None:
@@ -609,6 +647,8 @@ class Trainer:
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+            if board is not None:
+                board.close()
         summary.update(step=self.step, interrupted=self._stop, first=first, last=last,
                        checkpoint=self.checkpoint_path, log=log_path)
         return summary

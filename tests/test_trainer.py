@@ -259,3 +259,23 @@ def test_ema_samples_are_plotted_beside_the_raw_ones(tmp_path, monkeypatch):
     plots.run_plots(trainer)
     titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
     assert any("EMA generator" in t for t in titles) and any("raw generator" in t for t in titles)
+
+
+@pytest.mark.parametrize("data", ["8gaussians", "digits"])
+def test_tensorboard_events_read_back(tmp_path, monkeypatch, data):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
+    cfg = small(tmp_path, data=data, steps=2, n_critic=1, width=8, latent_dim=8, eval_every=1, tensorboard=True,
+                ema_decay=0.9)
+    Trainer(cfg).run()
+    events = EventAccumulator(os.path.join(cfg.out, "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    lines = log_lines(cfg)
+    for key in ("critic_loss", "generator_loss", "w1"):
+        scalars = events.Scalars(key)
+        assert [e.step for e in scalars] == [r["step"] for r in lines if key in r]
+        assert [e.value for e in scalars] == pytest.approx([r[key] for r in lines if key in r], rel=1e-6)
+    for tag in ("samples/EMA generator", "samples/raw generator"):
+        pictures = events.Images(tag)
+        assert [p.step for p in pictures] == [0, 1, 2] and all(len(p.encoded_image_string) > 100 for p in pictures)
