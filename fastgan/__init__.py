@@ -3,6 +3,8 @@
 Public API of this version:
 
 * :class:`FusedMLPCritic`, whose ``wgan_gp_loss`` is the fused WGAN-GP critic step;
+* input checks that read data (NaN/inf): :func:`set_checks` / :func:`use_checks`
+  (``eager``, ``deferred``, ``off``), :class:`NonFiniteError`;
 * backend selection: :func:`set_backend`, :func:`use_backend`, :func:`get_backend`,
   :func:`available_backends` (and ``FASTGAN_BACKEND``);
 * :func:`gradient_penalty`, :func:`r1_penalty`, :func:`dragan_penalty` for any critic;
@@ -19,6 +21,7 @@ from fastgan.backends import (
     set_backend,
     use_backend,
 )
+from fastgan._checks import NonFiniteError, get_checks, set_checks, use_checks
 from fastgan._extension import ExtensionNotBuiltError
 from fastgan.verify import doctor
 from fastgan.nn import FusedMLPCritic
@@ -31,7 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "ClippedRMSprop", "ConfigError", "ConfigTypeError", "CriticLoss",
-    "ExtensionNotBuiltError", "FusedMLPCritic", "TrainConfig", "Trainer",
-    "available_backends", "doctor", "dragan_penalty", "get_backend", "gradient_penalty",
-    "r1_penalty", "set_backend", "use_backend", "__version__",
+    "ExtensionNotBuiltError", "FusedMLPCritic", "NonFiniteError", "TrainConfig", "Trainer",
+    "available_backends", "doctor", "dragan_penalty", "get_backend", "get_checks", "gradient_penalty",
+    "r1_penalty", "set_backend", "set_checks", "use_backend", "use_checks", "__version__",
 ]

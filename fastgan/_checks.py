@@ -1,5 +1,18 @@
-"""Input checks shared by the public ops: errors that name the offending argument."""
+"""Input checks shared by the public ops: errors that name the offending argument.
+
+Shape, dtype and device checks read no data and always run. Checks that read data
+(NaN and infinity) follow the mode of :func:`set_checks`:
+
+* ``eager`` (the ops' default): each check reads its result back and raises at once,
+  a device-to-host synchronisation per check on a GPU;
+* ``deferred`` (the trainer's default): each check is a reduction on the device, kept
+  per tensor name; :func:`report_deferred` reads them all back with one
+  synchronisation and raises :class:`NonFiniteError` naming the tensors and the span;
+* ``off``: no data is read.
+"""
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -45,6 +58,54 @@ def per_sample_weights(eps, name: str, like: torch.Tensor) -> torch.Tensor:
     return eps.detach().reshape(B).to(like.dtype)
 
 
+MODES = ("eager", "deferred", "off")
+_mode = "eager"
+_pending: dict[str, torch.Tensor] = {}  # name -> "finite so far" flag, on the tensor's device
+
+
+class NonFiniteError(ValueError):
+    """Tensors checked in ``deferred`` mode held NaN or infinite values."""
+
+
+def set_checks(mode: str) -> None:
+    """Sets how the ops check their inputs for NaN and infinity: ``"eager"``,
+    ``"deferred"`` or ``"off"`` (see the module's documentation)."""
+    global _mode
+    if mode not in MODES:
+        raise ValueError(f"checks must be one of {', '.join(MODES)}, got {mode!r}")
+    _mode = mode
+
+
+def get_checks() -> str:
+    """The current mode of :func:`set_checks`."""
+    return _mode
+
+
+@contextlib.contextmanager
+def use_checks(mode: str):
+    """``with fastgan.use_checks("deferred"):`` the mode for a block, then the previous one."""
+    previous = _mode
+    set_checks(mode)
+    try:
+        yield
+    finally:
+        set_checks(previous)
+
+
+def report_deferred(where: str) -> None:
+    """Reads back the flags of the checks deferred since the last report (one
+    synchronisation) and forgets them; raises :class:`NonFiniteError` naming the
+    tensors that held NaN or infinite values, and ``where`` (e.g. "steps 31-40")."""
+    if not _pending:
+        return
+    names = list(_pending)
+    flags = [_pending.pop(name) for name in names]
+    ok = torch.stack([f.to(flags[0].device) for f in flags]).cpu().tolist()
+    bad = [name for name, fine in zip(names, ok) if not fine]
+    if bad:
+        raise NonFiniteError(f"{where}: {', '.join(bad)} contained NaN or infinite values")
+
+
 def all_finite(t: torch.Tensor) -> bool:
     """``t`` holds no NaN or infinity. True while a CUDA graph is being captured: the
     check reads the data back, which a capture cannot do."""
@@ -54,7 +115,15 @@ def all_finite(t: torch.Tensor) -> bool:
 
 
 def check_finite(t: torch.Tensor, name: str) -> None:
-    """Raises if ``t`` holds a NaN or an infinity (see :func:`all_finite`)."""
+    """Raises if ``t`` holds a NaN or an infinity (see :func:`all_finite`); in
+    ``deferred`` mode records the answer on the device instead, in ``off`` mode does
+    nothing."""
+    if _mode == "off":
+        return
+    if _mode == "deferred":
+        flag = torch.isfinite(t.detach()).all()
+        _pending[name] = flag if name not in _pending else _pending[name] & flag
+        return
     if not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinite values")
 

@@ -9,7 +9,7 @@ import sys
 import tomllib
 from typing import NoReturn
 
-from fastgan import __version__
+from fastgan import NonFiniteError, __version__
 from fastgan.objectives import DESCRIPTIONS
 from fastgan.trainer import TrainConfig
 
@@ -162,7 +162,13 @@ def _train_here(args) -> int:
     if group.is_main:
         print(f"fastgan: {cfg.objective} on {trainer.data.name}, {cfg.steps} generator steps from step "
               f"{trainer.step}, device {trainer.device}{ranks}, output in {cfg.out}")
-    summary = trainer.run()
+    try:
+        summary = trainer.run()
+    except NonFiniteError as exc:
+        kept = (f"the last checkpoint is {trainer.checkpoint_path}" if os.path.exists(trainer.checkpoint_path)
+                else "no checkpoint was written")
+        print(f"fastgan train: {exc}; stopped before saving them, {kept}", file=sys.stderr)
+        return 1
     if not group.is_main:
         return 128 + int(summary["interrupted"]) if summary["interrupted"] is not None else 0
     paths = plots.run_plots(trainer)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fastgan import checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
+from fastgan import _checks, checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
 from fastgan.board import Board
 from fastgan.nn import FusedMLPCritic
 from fastgan.optim import ClippedRMSprop
@@ -45,7 +45,7 @@ class ConfigTypeError(ConfigError, TypeError):
     """A run setting of the wrong type (a float ``steps``, a string ``lr``)."""
 
 
-_CHOICES = {"lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
+_CHOICES = {"checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
             "dtype": ("float32", "float64")}
 # (minimum, whether the minimum itself is allowed) of the numeric settings
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
@@ -101,6 +101,8 @@ class TrainConfig:
     inception_weights: str | None = _setting(
         None, "a local file of torch-fidelity's Inception-v3 weights, for FID, KID and precision/recall on images "
               "other than digits (default: torch.hub's cache; nothing is downloaded)", str)
+    checks: str = _setting("deferred", "NaN/inf checks of the inputs: deferred (on the device, read back on logged "
+                                       "steps and before checkpoints: no host sync per step), eager, or off")
     tensorboard: bool = _setting(False, "TensorBoard events in RUN_DIR/tensorboard: scalars, samples, the critic "
                                         "surface")
     progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
@@ -250,7 +252,7 @@ class Trainer:
         # the generator's exponential moving average, for evaluation and samples
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
                     if cfg.ema_decay is not None else None)
-        self.step = 0
+        self.step = self._checked = 0  # _checked: the last step whose deferred checks were read
         self.elapsed = 0.0  # training seconds before this process (resumed runs)
         self.classifier = metrics.digit_classifier() if cfg.data == "digits" and self.group.is_main else None
         self.features = self._image_features() if images and self.group.is_main else None
@@ -369,7 +371,8 @@ class Trainer:
                 trainer.ema.load_state_dict(state["ema"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise checkpoint.CheckpointError(f"{path} does not fit this run's networks: {exc}") from None
-        trainer.step, trainer.elapsed = state["step"], state["elapsed"]
+        trainer.step = trainer._checked = state["step"]
+        trainer.elapsed = state["elapsed"]
         rngs, group = state["rng"], trainer.group
         if len(rngs) == group.world_size:  # the same ranks: each continues its own streams
             torch.set_rng_state(rngs[group.rank]["torch"])
@@ -528,7 +531,19 @@ class Trainer:
 
     def train_step(self) -> dict:
         """One generator step and the critic steps before it; returns the log record
-        (empty for a step that is not logged)."""
+        (empty for a step that is not logged). It reads nothing back from the device
+        unless the step is logged; input checks follow ``cfg.checks`` (see
+        :func:`fastgan.set_checks`; deferred ones are read by :meth:`report_checks`)."""
+        with _checks.use_checks(self.cfg.checks):
+            return self._train_step()
+
+    def report_checks(self) -> None:
+        """Reads back the deferred input checks of the steps since the last report;
+        raises :class:`fastgan.NonFiniteError` naming the steps and the tensors."""
+        first, self._checked = self._checked + 1, self.step
+        _checks.report_deferred(f"step {first}" if first == self.step else f"steps {first}-{self.step}")
+
+    def _train_step(self) -> dict:
         log = self._logs_at(self.step + 1)
         self._set_lr()
         sigma = self._sigma()
@@ -628,6 +643,7 @@ class Trainer:
                         if board is not None:
                             board.pictures(self)
                     if self._logs_at(self.step):
+                        self.report_checks()
                         self.elapsed = time.perf_counter() - started
                         record = {"step": self.step, "time": round(self.elapsed, 3), **record}
                         log.write(json.dumps(record) + "\n")
@@ -637,6 +653,7 @@ class Trainer:
                         bar.set_postfix(W=f"{record['wasserstein']:.4f}", refresh=False)
                         last = record if due_eval else last
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self._stop is not None:
+                        self.report_checks()  # no checkpoint of a step trained on NaNs
                         self.elapsed = time.perf_counter() - started
                         self.save()
                 bar.close()
