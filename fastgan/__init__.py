@@ -4,7 +4,7 @@ Public API of this version:
 
 * :class:`FusedMLPCritic`, whose ``wgan_gp_loss`` is the fused WGAN-GP critic step;
 * input checks that read data (NaN/inf): :func:`set_checks` / :func:`use_checks`
-  (``eager``, ``deferred``, ``off``), :class:`NonFiniteError`;
+  (``eager``, ``deferred``, ``off``), :func:`report_checks`, :class:`NonFiniteError`;
 * backend selection: :func:`set_backend`, :func:`use_backend`, :func:`get_backend`,
   :func:`available_backends` (and ``FASTGAN_BACKEND``);
 * :func:`gradient_penalty`, :func:`r1_penalty`, :func:`dragan_penalty` for any critic;
@@ -21,7 +21,7 @@ from fastgan.backends import (
     set_backend,
     use_backend,
 )
-from fastgan._checks import NonFiniteError, get_checks, set_checks, use_checks
+from fastgan._checks import NonFiniteError, get_checks, report_checks, set_checks, use_checks
 from fastgan._extension import ExtensionNotBuiltError
 from fastgan.verify import doctor
 from fastgan.nn import FusedMLPCritic
@@ -36,5 +36,5 @@ __all__ = [
     "BackendUnavailableError", "ClippedRMSprop", "ConfigError", "ConfigTypeError", "CriticLoss",
     "ExtensionNotBuiltError", "FusedMLPCritic", "NonFiniteError", "TrainConfig", "Trainer",
     "available_backends", "doctor", "dragan_penalty", "get_backend", "get_checks", "gradient_penalty",
-    "r1_penalty", "set_backend", "set_checks", "use_backend", "use_checks", "__version__",
+    "r1_penalty", "report_checks", "set_backend", "set_checks", "use_backend", "use_checks", "__version__",
 ]

@@ -6,7 +6,7 @@ Shape, dtype and device checks read no data and always run. Checks that read dat
 * ``eager`` (the ops' default): each check reads its result back and raises at once,
   a device-to-host synchronisation per check on a GPU;
 * ``deferred`` (the trainer's default): each check is a reduction on the device, kept
-  per tensor name; :func:`report_deferred` reads them all back with one
+  per tensor name; :func:`report_checks` reads them all back with one
   synchronisation and raises :class:`NonFiniteError` naming the tensors and the span;
 * ``off``: no data is read.
 """
@@ -92,7 +92,7 @@ def use_checks(mode: str):
         set_checks(previous)
 
 
-def report_deferred(where: str) -> None:
+def report_checks(where: str) -> None:
     """Reads back the flags of the checks deferred since the last report (one
     synchronisation) and forgets them; raises :class:`NonFiniteError` naming the
     tensors that held NaN or infinite values, and ``where`` (e.g. "steps 31-40")."""

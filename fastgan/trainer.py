@@ -541,7 +541,7 @@ class Trainer:
         """Reads back the deferred input checks of the steps since the last report;
         raises :class:`fastgan.NonFiniteError` naming the steps and the tensors."""
         first, self._checked = self._checked + 1, self.step
-        _checks.report_deferred(f"step {first}" if first == self.step else f"steps {first}-{self.step}")
+        _checks.report_checks(f"step {first}" if first == self.step else f"steps {first}-{self.step}")
 
     def _train_step(self) -> dict:
         log = self._logs_at(self.step + 1)
