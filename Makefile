@@ -3,6 +3,9 @@
 #   make demo    .venv + dependencies + extension, then `fastgan train` (the WGAN-GP demo)
 #   make test    the same set-up, then the full test suite
 #   make bench   the same set-up, then `fastgan bench --quick` (all suites, small configs)
+#   make gpu-check  on a GPU machine without network (torch, Triton, nvcc installed): build,
+#                doctor, parity tests on the GPU and the quick bench, in 8 minutes
+#                (bench/gpu_check.sh); without a GPU it stops after the doctor, exit 0
 #
 # Set-up steps leave stamps in .venv, so a second run reinstalls nothing. With
 # FASTGAN_FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (as .ci/run does), the CUDA sources
@@ -14,7 +17,7 @@ PY := $(VENV)/bin/python
 BUILD_KIND := $(if $(filter 1,$(FASTGAN_FORCE_CUDA)),cuda,auto)
 EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/cpu/*.h csrc/cpu/*.cpp csrc/cuda/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
 
-.PHONY: demo test bench build clean
+.PHONY: demo test bench build clean gpu-check
 
 demo: $(VENV)/.built-$(BUILD_KIND)
 	$(VENV)/bin/fastgan train
@@ -26,6 +29,9 @@ bench: $(VENV)/.built-$(BUILD_KIND)
 	$(VENV)/bin/fastgan bench --quick
 
 build: $(VENV)/.built-$(BUILD_KIND)
+
+gpu-check:
+	bash bench/gpu_check.sh
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

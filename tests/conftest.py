@@ -1,27 +1,62 @@
-"""Shared helpers of the test suite: the eager oracle and error measures."""
+"""Shared helpers of the test suite: the eager oracle and error measures.
+
+``FASTGAN_TEST_DEVICE=cuda`` runs the suite's parity tests on a GPU (``make
+gpu-check``): every tensor a test creates without naming a device is made as on the
+CPU (the same values from the same seeded generators) and moved to the GPU, and the
+backends checked are ``cuda``, ``eager`` and ``triton`` (compiled, not interpreted).
+"""
 import os
 
-# No GPU here: the Triton kernels run on CPU tensors through Triton's interpreter, which
-# must be switched on before triton is first imported.
-os.environ.setdefault("TRITON_INTERPRET", "1")
+DEVICE = os.environ.get("FASTGAN_TEST_DEVICE", "cpu")
+if DEVICE == "cpu":
+    # The Triton kernels then run on CPU tensors through Triton's interpreter, which
+    # must be switched on before triton is first imported.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
+from torch.utils._device import _device_constructors  # noqa: E402
 
 import fastgan  # noqa: E402
 from fastgan import reference  # noqa: E402
 
-# The implementations every fused op is checked on. `cpu` is the C++ extension: it must
-# be built, so that a missing extension fails the suite instead of skipping it; `triton`
-# runs through the interpreter on the CPU.
-BACKENDS = ["cpu", "eager", "triton"]
+# The implementations every fused op is checked on. `cpu` (`cuda` on a GPU) is the C++
+# extension: it must be built, so that a missing extension fails the suite instead of
+# skipping it; `triton` runs through the interpreter on the CPU.
+BACKENDS = ["cpu", "eager", "triton"] if DEVICE == "cpu" else ["cuda", "eager", "triton"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     with fastgan.use_backend(request.param):
         yield request.param
+
+
+class MadeOn(TorchFunctionMode):
+    """Tensors made by factory functions without a device go to ``device`` (made on the
+    CPU first, so that CPU generators give the values the CPU suite sees)."""
+
+    def __init__(self, device: str):
+        super().__init__()
+        self.device = torch.device(device)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func in _device_constructors() and kwargs.get("device") is None and isinstance(out, torch.Tensor):
+            out = out.to(self.device)
+        return out
+
+
+@pytest.fixture(autouse=True)
+def on_test_device():
+    if DEVICE == "cpu":
+        yield
+        return
+    with MadeOn(DEVICE):
+        yield
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

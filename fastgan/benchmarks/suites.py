@@ -69,10 +69,15 @@ def fastgan_backends(device: torch.device) -> list[str]:
 
 def with_cuda_graphs(peers: list[Peer], device: torch.device) -> list[Peer]:
     """On a GPU, ``peers`` followed by each uncompiled peer replayed from a CUDA graph
-    (:func:`fastgan.benchmarks.harness.cuda_graph`); elsewhere ``peers``."""
+    (:func:`fastgan.benchmarks.harness.cuda_graph`) and compiled with
+    ``torch.compile(mode="reduce-overhead")`` (inductor's own CUDA graphs; a step it
+    refuses, such as a double backward, is an error row); elsewhere ``peers``."""
     if device.type != "cuda":
         return peers
-    return peers + [cuda_graph(p) for p in peers if not p.compiled]
+    plain = [p for p in peers if not p.compiled]
+    return (peers + [cuda_graph(p) for p in plain]
+            + [Peer(f"{p.name} (compile reduce-overhead)", torch.compile(p.fn, mode="reduce-overhead"), p.backend,
+                    compiled=True) for p in plain])
 
 
 def critic_step(quick: bool, device: torch.device):

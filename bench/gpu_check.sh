@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make gpu-check`: one command for a fresh GPU machine that has torch, Triton and nvcc
+# but no network (and perhaps another torch version). Within 8 minutes it
+#   1. records the machine (nvidia-smi, torch, CUDA, Triton, nvcc),
+#   2. builds the extension in place against the torch at hand (the CUDA sources for
+#      this GPU's architecture only),
+#   3. runs `fastgan doctor`,
+#   4. runs the parity tests on the GPU (FASTGAN_TEST_DEVICE=cuda: backends cuda,
+#      eager and compiled Triton),
+#   5. runs `fastgan bench --quick` (CUDA-event timing, CUDA-graph and
+#      torch.compile(mode="reduce-overhead") peers),
+# writing each stage's output and summary.txt to one folder: $GPU_CHECK_OUT, else
+# $OUT/gpu-check (the device tool's output folder), else runs/gpu-check. Without a GPU
+# it stops after the doctor, says so, and exits 0. GPU_CHECK_BUILD=0 skips the build.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${GPU_CHECK_OUT:-${OUT:+$OUT/gpu-check}}"
+out="${out:-runs/gpu-check}"
+mkdir -p "$out"
+: > "$out/summary.txt"
+py="${PYTHON:-}"
+[ -n "$py" ] || { [ -x .venv/bin/python ] && py=.venv/bin/python || py=python3; }
+deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-470} ))
+failed=0
+
+say() { echo "$*" | tee -a "$out/summary.txt"; }
+
+# stage NAME SECONDS COMMAND...: runs COMMAND for at most SECONDS (less if the
+# deadline is nearer), its output in NAME.txt
+stage() {
+  local name=$1 cap=$2 left start rc
+  shift 2
+  left=$(( deadline - $(date +%s) ))
+  [ "$left" -lt "$cap" ] && cap=$left
+  if [ "$cap" -le 5 ]; then say "$name: not run (the 8-minute budget is spent)"; failed=1; return 1; fi
+  start=$(date +%s)
+  timeout "$cap" "$@" > "$out/$name.txt" 2>&1
+  rc=$?
+  [ "$rc" -eq 0 ] || failed=1
+  say "$name: exit $rc$([ "$rc" -eq 124 ] && echo ' (timed out)') in $(( $(date +%s) - start )) s -> $out/$name.txt"
+  return "$rc"
+}
+
+stage machine 60 bash -c "nvidia-smi || true; nvcc --version || true; $py - <<'PY'
+import sys, torch
+print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda,
+      'gpu', torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+try:
+    import triton; print('triton', triton.__version__)
+except ImportError:
+    print('triton: not installed')
+PY"
+gpu=$($py -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
+if [ "$gpu" = 1 ]; then
+  export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$($py -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}"
+fi
+if [ "${GPU_CHECK_BUILD:-1}" = 1 ]; then
+  # pip's editable install, or (no pip, an old one) setuptools' in-place build
+  stage build 300 env MAX_JOBS="${MAX_JOBS:-$(nproc)}" bash -c \
+    "'$py' -m pip install --no-index --no-build-isolation --no-deps -e . || '$py' setup.py build_ext --inplace"
+fi
+stage doctor 90 "$py" -m fastgan doctor
+if [ "$gpu" != 1 ]; then
+  say "no GPU is present: the build and doctor ran; the parity tests on cuda/triton and the GPU bench need a GPU"
+  exit 0
+fi
+stage parity 200 env FASTGAN_TEST_DEVICE=cuda "$py" -m pytest -v -p no:cacheprovider -rfE \
+  tests/test_bias_act.py tests/test_critic_parity.py tests/test_critic_autograd.py tests/test_penalties.py \
+  tests/test_optim.py tests/test_nn.py tests/test_conversions.py
+stage bench 200 "$py" -m fastgan bench --quick --out "$out/bench"
+say "gpu-check: $([ "$failed" = 0 ] && echo 'every stage passed' || echo 'some stages failed (see above)')"
+exit "$failed"
