@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import fastgan
 from fastgan.benchmarks.harness import Peer
@@ -51,25 +52,32 @@ def bias_act_cases():
 
 
 def penalty_cases():
-    torch.manual_seed(0)
-    critic = DCGANCritic(32, channels=3, width=32)
-    assert all(isinstance(m, FusedConv2d) for m in critic.features)
-    twin = plain_twin(critic)
-    real, fake = torch.randn(32, 3, 32, 32), torch.randn(32, 3, 32, 32)
+    """gradient_penalty by each method (double backward, first-order jvp) on the DCGAN
+    critic, with and without LayerNorm, against the popular eager recipe."""
+    for layer_norm in (False, True):
+        torch.manual_seed(0)
+        critic = DCGANCritic(32, channels=3, width=32, layer_norm=layer_norm)
+        assert all(isinstance(m, FusedConv2d) for m in critic.features if isinstance(m, nn.Conv2d))
+        twin = plain_twin(critic)
+        real, fake = torch.randn(32, 3, 32, 32), torch.randn(32, 3, 32, 32)
 
-    def eager():
-        twin.zero_grad(set_to_none=True)
-        e = torch.rand(32, 1, 1, 1)
-        x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
-        out = twin(x_hat)
-        (g,) = torch.autograd.grad(out, x_hat, torch.ones_like(out), create_graph=True)
-        (10.0 * ((g.flatten(1).norm(2, dim=1) - 1) ** 2).mean()).backward()
+        def eager(twin=twin, real=real, fake=fake):
+            twin.zero_grad(set_to_none=True)
+            e = torch.rand(32, 1, 1, 1)
+            x_hat = (e * real + (1 - e) * fake).requires_grad_(True)
+            out = twin(x_hat)
+            (g,) = torch.autograd.grad(out, x_hat, torch.ones_like(out), create_graph=True)
+            (10.0 * ((g.flatten(1).norm(2, dim=1) - 1) ** 2).mean()).backward()
 
-    def fused():
-        critic.zero_grad(set_to_none=True)
-        fastgan.gradient_penalty(critic, real, fake, lam=10.0).backward()
+        def fused(method, critic=critic, real=real, fake=fake):
+            def run():
+                critic.zero_grad(set_to_none=True)
+                fastgan.gradient_penalty(critic, real, fake, lam=10.0, method=method).backward()
+            return run
 
-    yield "gradient_penalty", "DCGAN critic 32x32, width 32, B=32", {"eager": eager, "fastgan": fused}
+        name = f"DCGAN critic 32x32, width 32, B=32{', LayerNorm' if layer_norm else ''}"
+        yield "gradient_penalty", name, {"eager": eager, "fastgan double-backward": fused("double-backward"),
+                                         "fastgan jvp": fused("jvp")}
 
 
 def clip_cases():
@@ -113,5 +121,5 @@ def ops(quick: bool, device: torch.device):
         return  # the cases build CPU tensors
     for make_cases in (bias_act_cases, penalty_cases, clip_cases, rmsprop_cases):
         for suite, case, candidates in make_cases():
-            yield f"{suite}: {case}", [Peer(name, fn, "cpu" if name == "fastgan" else "")
+            yield f"{suite}: {case}", [Peer(name, fn, "cpu" if name.startswith("fastgan") else "")
                                        for name, fn in candidates.items()], None

@@ -74,6 +74,6 @@ def plain_twin(critic: nn.Module) -> nn.Module:
                 continue
             conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding)
             conv.load_state_dict(m.state_dict())
-            layers += [conv, nn.LeakyReLU(m.alpha if m.alpha is not None else 0.2)]
+            layers += [conv] + ([nn.LeakyReLU(m.alpha if m.alpha is not None else 0.2)] if m.act == "lrelu" else [])
         return nn.Sequential(*layers, nn.Flatten(), critic.out)
     raise TypeError(f"no plain twin for {type(critic).__name__}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch.autograd.function import once_differentiable
 
 from fastgan import _checks, _extension, backends, reference
@@ -17,6 +18,10 @@ Tensor = torch.Tensor
 #: The activations, with their default ``alpha`` (the leaky-ReLU slope, the ELU scale).
 DEFAULT_ALPHA = {"linear": 0.0, "relu": 0.0, "lrelu": 0.2, "tanh": 0.0, "sigmoid": 0.0,
                  "softplus": 0.0, "silu": 0.0, "elu": 1.0, "gelu": 0.0}
+
+
+#: Activations whose derivative is piecewise constant (no curvature term).
+PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 
 
 def _like(t: Tensor, ref: Tensor) -> Tensor:
@@ -35,6 +40,13 @@ def _along(b: Tensor | None, x: Tensor, dim: int) -> Tensor | None:
     shape = [1] * x.dim()
     shape[dim] = -1
     return b.view(shape).expand(x.shape)
+
+
+def _dense(x: Tensor) -> Tensor:
+    """x in a layout the kernels walk (contiguous or channels_last); others are copied."""
+    if x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)):
+        return x
+    return x.contiguous()
 
 
 def _saves_output(act: str, alpha: float, clamp: float, gain: float) -> bool:
@@ -129,14 +141,44 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "lrelu", alpha: floa
         _checks.check_like(b, "b", x, "x")
     allowed = _checks.CUDA_DTYPES if x.is_cuda else _checks.CPU_DTYPES
     backend = backends.resolve(x.device)
-    if backend == "eager" or x.dtype not in allowed:
+    if backend == "eager" or x.dtype not in allowed:  # torch's ops: forward mode included
         return reference.bias_act(x, b, act, alpha, gain, dim, None if clamp < 0 else clamp)
-    if not (x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))):
-        x = x.contiguous()  # other layouts: one copy, then the dense kernel
+    if fwAD._current_level >= 0:  # inside a forward-mode pass: the inputs may carry tangents
+        x_primal, x_tangent = fwAD.unpack_dual(x)
+        b_primal, b_tangent = fwAD.unpack_dual(b) if b is not None else (None, None)
+        if x_tangent is not None or b_tangent is not None:
+            return _forward_mode(x_primal, x_tangent, b_primal, b_tangent, dim, act, alpha, gain, clamp)
+    x = _dense(x)
     if backend != "triton":  # the extension's op, whose autograd is in C++
         return native_ops(backend).bias_act(x, b, dim, act, alpha, gain, clamp)
     b_kernel = None if b is None else b.detach()
     return _BiasAct.apply(native_ops(backend), x, b_kernel, _along(b, x, dim), dim, act, alpha, gain, clamp)
+
+
+def _forward_mode(x, x_tangent, b, b_tangent, dim, act, alpha, gain, clamp) -> Tensor:
+    """bias_act's forward-mode rule: ``y`` with tangent ``gain * s'(x + b) * (x' + b')``
+    (0 where clamped), the tangent by the same fused gradient kernel as the backward
+    (from the input, never the output's sign), itself differentiable in reverse mode:
+    the jvp penalty's backward runs through it."""
+    y = bias_act(x, b, act, alpha, gain, dim, None if clamp < 0 else clamp)
+    z_tangent = x_tangent if x_tangent is not None else torch.zeros_like(x)
+    if b_tangent is not None:
+        z_tangent = z_tangent + _along(b_tangent, x, dim)
+    x = _dense(x)
+    if act in PIECEWISE_LINEAR:  # s' is piecewise constant: the tangent's derivative in x and b is 0,
+        x, b = x.detach(), None if b is None else b.detach()  # so no backward runs into the primal path
+    y_tangent = _gradient(z_tangent, x, b, dim, act, alpha, gain, clamp)
+    return fwAD.make_dual(y, y_tangent)
+
+
+def _gradient(dy: Tensor, x: Tensor, b: Tensor | None, dim, act, alpha, gain, clamp) -> Tensor:
+    """``dy * gain * s'(x + b)`` (0 where clamped), differentiable in reverse mode."""
+    backend = backends.resolve(x.device)
+    if backend != "triton":
+        return native_ops(backend).bias_act_grad(_like(dy, x), x, b, dim, act, alpha, gain, clamp, False)
+    b_kernel = None if b is None else b.detach()
+    return _BiasActGrad.apply(dy, x, b_kernel, _along(b, x, dim), native_ops(backend), dim, act, alpha, gain,
+                              clamp, False)
 
 
 def _register_fake_impls() -> None:

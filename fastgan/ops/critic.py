@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch.autograd.function import once_differentiable
 
 from fastgan import _checks, _extension, backends, reference
@@ -98,6 +99,11 @@ def _check_activation(act: str, alpha: float) -> float:
     return alpha
 
 
+def _has_tangent(*tensors: Tensor) -> bool:
+    """Whether a forward-mode pass is on and any of ``tensors`` carries a tangent."""
+    return fwAD._current_level >= 0 and any(fwAD.unpack_dual(t).tangent is not None for t in tensors)
+
+
 def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: float = 0.2) -> Tensor:
     """D(x), shape (N, 1), of the MLP critic with parameters ``params``.
 
@@ -108,7 +114,7 @@ def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: f
     _checks.check_features(x, "x", params[0].shape[1] if params else 0)
     _check_params(params, x, "x")
     backend = backends.resolve(x.device)
-    if backend == "eager":
+    if backend == "eager" or _has_tangent(x, *params):  # torch's ops carry forward mode
         return reference.mlp_forward(x, params, act, alpha)
     return _MLPForward.apply(native_ops(backend), x.contiguous(), act, alpha, *params)
 

@@ -73,6 +73,22 @@ def row_penalty(g: Tensor, center: float = 1.0, one_sided: bool = False) -> Tens
     return _RowPenalty.apply(native_ops(backend), g, center, bool(one_sided))
 
 
+def row_penalty_and_grad(g: Tensor, center: float = 1.0, one_sided: bool = False) -> tuple[Tensor, Tensor]:
+    """``(mean_i phi(||g_i||), u)`` with ``u`` its gradient with respect to ``g``, both
+    detached, in one fused row pass on the native backends (the first-order penalty's
+    closed-form ``u``)."""
+    center = _checks.check_number(center, "center")
+    backend = backends.resolve(g.device)
+    g = g.detach()
+    if backend == "eager":
+        with torch.enable_grad():
+            leaf = g.requires_grad_(True)
+            value = reference.row_penalty(leaf, center, bool(one_sided))
+            (u,) = torch.autograd.grad(value, leaf)
+        return value.detach(), u
+    return native_ops(backend).row_penalty(g, center, bool(one_sided))
+
+
 def _register_fake_impl() -> None:
     @torch.library.register_fake("fastgan::row_penalty")
     def _(g, center, one_sided):
