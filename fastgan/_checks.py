@@ -20,6 +20,15 @@ CPU_DTYPES = (torch.float32, torch.float64)
 CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
+def autocast_to(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype`` when autocast is on for its device and they differ (a fused op
+    whose parameters are float32, fed a half-precision activation: it computes in
+    float32, as autocast does for ops it does not list); ``t`` otherwise."""
+    if isinstance(t, torch.Tensor) and t.dtype != dtype and torch.is_autocast_enabled(t.device.type):
+        return t.to(dtype)
+    return t
+
+
 def check_features(t: torch.Tensor, name: str, features: int) -> None:
     """``t`` is a floating (batch, features) matrix of a dtype the kernels support."""
     if not isinstance(t, torch.Tensor):

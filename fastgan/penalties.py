@@ -66,7 +66,11 @@ METHODS = ("double-backward", "jvp")
 AUTO_METHOD = {"cpu": "double-backward", "cuda": "double-backward"}
 
 
-def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool = True) -> Tensor:
+def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool = True,
+                    scaler=None) -> Tensor:
+    """grad_x of sum_i D(x_i), in x's dtype. With an enabled ``torch.amp.GradScaler``
+    (fp16) the output is scaled before the backward and the gradient unscaled after,
+    as PyTorch's gradient-penalty recipe does, with the scale kept on the device."""
     x = x.detach().requires_grad_(True)
     out = critic(x)
     B = x.shape[0]
@@ -77,8 +81,13 @@ def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor, create_graph:
                          f"got {tuple(out.shape)}")
     if not out.requires_grad:
         raise ValueError("the critic's output does not depend on its input (it carries no gradient)")
-    (g,) = torch.autograd.grad(out.sum(), x, create_graph=create_graph)
-    return g
+    total = out.float().sum()
+    if scaler is None or not scaler.is_enabled():
+        (g,) = torch.autograd.grad(total, x, create_graph=create_graph)
+        return g
+    scale = scaler.scale(torch.ones((), device=x.device))  # the scale as a tensor: no sync
+    (g,) = torch.autograd.grad(scaler.scale(total), x, create_graph=create_graph)
+    return g / scale
 
 
 class _JvpRules(TorchFunctionMode):
@@ -136,18 +145,27 @@ def _method(method: str, device: torch.device) -> str:
     return method
 
 
-def _penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, method: str) -> Tensor:
+def _penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, method: str, scaler=None) -> Tensor:
     """``lam * mean_i phi(||grad D(x_i)||)`` by ``method`` (see the module's doc)."""
     if _method(method, x.device) == "double-backward":
-        return lam * row_penalty(_input_gradient(critic, x), center, one_sided)
-    g = _input_gradient(critic, x, create_graph=False)
+        return lam * row_penalty(_input_gradient(critic, x, scaler=scaler), center, one_sided)
+    g = _input_gradient(critic, x, create_graph=False, scaler=scaler)
     value, u = row_penalty_and_grad(g, center, one_sided)
     with fwAD.dual_level(), _JvpRules():
         tangent = fwAD.unpack_dual(critic(fwAD.make_dual(x.detach(), lam * u))).tangent
     if tangent is None:  # the output does not depend on x through any differentiable op
         return lam * value
-    surrogate = tangent.sum()  # its parameter gradient is the penalty's; its value is not
+    surrogate = tangent.float().sum()  # its parameter gradient is the penalty's; its value is not
     return lam * value + (surrogate - surrogate.detach())
+
+
+def _autocast_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Under autocast, ``a`` and ``b`` in the wider of their dtypes (a generator's
+    half-precision fake beside float32 data); as they are otherwise."""
+    if a.dtype == b.dtype or not torch.is_autocast_enabled(a.device.type):
+        return a, b
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dtype), b.to(dtype)
 
 
 def _eps(eps: Tensor | None, like: Tensor) -> Tensor:
@@ -159,15 +177,21 @@ def _eps(eps: Tensor | None, like: Tensor) -> Tensor:
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
                      lam: float = 10.0, eps: Tensor | None = None, center: float = 1.0,
-                     one_sided: bool = False, method: str = "auto") -> Tensor:
+                     one_sided: bool = False, method: str = "auto", scaler=None) -> Tensor:
     """The WGAN-GP penalty (Gulrajani et al. 2017): ``lam * mean_i phi(||grad D(x^_i)||)``
     with ``x^_i = eps_i real_i + (1 - eps_i) fake_i``, one ``eps_i ~ U[0, 1)`` per sample
     (or given, shape (B,) or (B, 1, ...)), and ``phi(n) = (n - center)^2``, or
     ``max(0, n - center)^2`` when ``one_sided``. ``real`` and ``fake`` are detached.
     ``method``: ``"auto"``, ``"double-backward"`` or ``"jvp"`` (the module's doc).
+
+    Mixed precision: under autocast, ``real`` and ``fake`` are taken to the wider of
+    their dtypes, the critic runs autocast, and the gradient, its norm and the penalty
+    are float32. With fp16, pass the ``torch.amp.GradScaler`` that scales the critic's
+    loss as ``scaler``: the penalty's own backward is then scaled and unscaled too.
     """
     _check_batch("real", real)
     _check_batch("fake", fake)
+    real, fake = _autocast_pair(real, fake)
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and "
                          f"{tuple(fake.shape)}")
@@ -175,7 +199,7 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     lam = _checks.check_number(lam, "lam", minimum=0.0)
     x_hat = torch.lerp(fake.detach(), real.detach(), _eps(eps, real))
     _check_sources(x_hat, real=real, fake=fake)
-    return _penalty(critic, x_hat, lam, center, one_sided, method)
+    return _penalty(critic, x_hat, lam, center, one_sided, method, scaler)
 
 
 def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, gamma: float = 10.0,

@@ -45,7 +45,7 @@ class ConfigTypeError(ConfigError, TypeError):
     """A run setting of the wrong type (a float ``steps``, a string ``lr``)."""
 
 
-_CHOICES = {"checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
+_CHOICES = {"amp": ("none", "bf16", "fp16"), "checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
             "dtype": ("float32", "float64")}
 # (minimum, whether the minimum itself is allowed) of the numeric settings
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
@@ -91,6 +91,8 @@ class TrainConfig:
     seed: int = _setting(0, "random seed (>= 0)")
     device: str = _setting("auto", "cpu, cuda, cuda:N or auto")
     dtype: str = _setting("float32", "float32 or float64 (networks and samples)")
+    amp: str = _setting("none", "mixed precision: none, bf16 (autocast), or fp16 (autocast and a GradScaler "
+                                "per network)")
     dist_timeout: float = _setting(300.0, "seconds a rank waits for the others before it gives up (distributed runs)")
     out: str = _setting("runs/demo", "the run folder")
     profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
@@ -157,7 +159,8 @@ def _typed(f: dataclasses.Field, value):
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
 RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
-               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup")
+               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
+               "amp")
 
 
 
@@ -249,6 +252,10 @@ class Trainer:
             # torch's fused Adam: one kernel over all parameters (CPU and CUDA)
             self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas, fused=True)
             self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas, fused=True)
+        # mixed precision: autocast around the forwards, a loss scaler per network for fp16
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         # the generator's exponential moving average, for evaluation and samples
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
                     if cfg.ema_decay is not None else None)
@@ -324,7 +331,8 @@ class Trainer:
                 "world_size": self.group.world_size,
                 "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.group.gather(rng),
-                "ema": None if self.ema is None else self.ema.state_dict()}
+                "ema": None if self.ema is None else self.ema.state_dict(),
+                "scalers": [self.scaler_d.state_dict(), self.scaler_g.state_dict()]}
 
     def save(self) -> str:
         """Writes the checkpoint (rank 0; every rank must call it)."""
@@ -369,6 +377,9 @@ class Trainer:
             trainer.opt_d.load_state_dict(state["opt_d"])
             if trainer.ema is not None:
                 trainer.ema.load_state_dict(state["ema"])
+            if trainer.cfg.amp == "fp16":
+                trainer.scaler_d.load_state_dict(state["scalers"][0])
+                trainer.scaler_g.load_state_dict(state["scalers"][1])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise checkpoint.CheckpointError(f"{path} does not fit this run's networks: {exc}") from None
         trainer.step = trainer._checked = state["step"]
@@ -432,7 +443,32 @@ class Trainer:
             return 0.0
         return objectives.noise_sigma(self.step, self.horizon, self.cfg.sigma, self.cfg.noise_schedule)
 
+    def _autocast(self):
+        """Autocast to ``cfg.amp``'s dtype around the forwards (a no-op without amp)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
+
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
+        with self._autocast():
+            real, fake, loss, w, penalty = self._critic_loss(it, sigma)
+        with span("critic_forward_backward"):
+            self.scaler_d.scale(loss).backward()
+        with span("gradient_sync"):
+            self.group.average_gradients(self.critic)
+        stats = {}
+        if log:  # reading values back syncs a GPU: only for the steps that are logged
+            stats = self.group.mean({"critic_loss": float(loss.detach()), "wasserstein": float(w),
+                                     "penalty": 0.0 if penalty is None else float(penalty.detach())})
+            self.scaler_d.unscale_(self.opt_d)  # (fp16) the norm of the true gradient
+            stats["critic_grad_norm"] = _grad_norm(self.critic)
+        with span("clip" if self.cfg.objective == "wgan" else "critic_optimizer"):
+            self.scaler_d.step(self.opt_d)  # ClippedRMSprop clips in the same pass (wgan)
+            self.scaler_d.update()
+        return stats
+
+    def _critic_loss(self, it: int, sigma: float):
+        """(real, fake, loss, W estimate, penalty) of one critic iteration; critic
+        outputs are taken to float32 before the losses (under autocast too)."""
         obj, cfg = self.cfg.objective, self.cfg
         with span("data"):
             real = self.sample_real(self.batch)
@@ -449,48 +485,42 @@ class Trainer:
                            else self.critic.wgan_loss(real, fake))
                     loss, w, penalty = out.loss, out.wasserstein, out.penalty
                 else:
-                    loss = objectives.critic_wgan_loss(self.critic(real), self.critic(fake))
+                    loss = objectives.critic_wgan_loss(self.critic(real).float(), self.critic(fake).float())
                     w = -loss.detach()
                     if lam:
                         with span("penalty"):
-                            penalty = gradient_penalty(self.critic, real, fake, lam=1.0, eps=eps)
+                            penalty = gradient_penalty(self.critic, real, fake, lam=1.0, eps=eps,
+                                                       scaler=self.scaler_d)
                         loss = loss + lam * penalty
             else:
-                d_real = self.critic(objectives.instance_noise(real, sigma))
-                d_fake = self.critic(objectives.instance_noise(fake, sigma))
+                d_real = self.critic(objectives.instance_noise(real, sigma)).float()
+                d_fake = self.critic(objectives.instance_noise(fake, sigma)).float()
                 loss = objectives.critic_gan_loss(d_real, d_fake)
                 w = (d_real.mean() - d_fake.mean()).detach()
-            loss.backward()
-        with span("gradient_sync"):
-            self.group.average_gradients(self.critic)
-        stats = {}
-        if log:  # reading values back syncs a GPU: only for the steps that are logged
-            stats = self.group.mean({"critic_loss": float(loss.detach()), "wasserstein": float(w),
-                                     "penalty": 0.0 if penalty is None else float(penalty.detach())})
-            stats["critic_grad_norm"] = _grad_norm(self.critic)
-        with span("clip" if obj == "wgan" else "critic_optimizer"):
-            self.opt_d.step()  # ClippedRMSprop clips in the same pass (wgan)
-        return stats
+        return real, fake, loss, w, penalty
 
     def _generator_step(self, sigma: float, log: bool) -> dict:
         obj = self.cfg.objective
         with span("generator_step"):
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
-            # through the noise (Cor. 3.2)
-            x = objectives.instance_noise(self.generator(self.sample_latent(self.batch)), sigma)
-            d = self.critic(x)
-            if obj in ("wgan", "wgan-gp"):
-                loss = -d.mean()
-            else:
-                loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
-            loss.backward()
+            with self._autocast():
+                # through the noise (Cor. 3.2)
+                x = objectives.instance_noise(self.generator(self.sample_latent(self.batch)), sigma)
+                d = self.critic(x).float()
+                if obj in ("wgan", "wgan-gp"):
+                    loss = -d.mean()
+                else:
+                    loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
+            self.scaler_g.scale(loss).backward()
             self.group.average_gradients(self.generator)
             stats = {}
             if log:
                 stats = self.group.mean({"generator_loss": float(loss.detach())})
+                self.scaler_g.unscale_(self.opt_g)
                 stats["generator_grad_norm"] = _grad_norm(self.generator)
-            self.opt_g.step()
+            self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
             self._update_ema()
             self.critic.requires_grad_(True)
         return stats

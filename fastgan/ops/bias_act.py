@@ -132,6 +132,7 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "lrelu", alpha: floa
         raise ValueError(f"dim {dim} is out of range for x with {x.dim()} dimensions "
                          f"(expected {-x.dim()} to {x.dim() - 1})")
     if b is not None:
+        x = _checks.autocast_to(x, torch.promote_types(x.dtype, b.dtype))  # a half conv output, a float32 bias
         if x.dim() == 0:
             raise ValueError("x must have the bias dimension")
         dim = dim % x.dim()

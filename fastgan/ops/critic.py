@@ -51,6 +51,7 @@ class _MLPForward(torch.autograd.Function):
         need_params = any(ctx.needs_input_grad[4:])
         if not (need_x or need_params):
             return (None,) * (4 + ctx.n_params)
+        grad_out = grad_out.to(x.dtype)  # autocast may hand back a half-precision gradient
         grads = list(_MLPBackward.apply(ctx.impl, grad_out, x, ctx.act, ctx.alpha, need_x,
                                         need_params, ctx.n_params, *params, *saved))
         grad_x = grads.pop(0) if need_x else None
@@ -111,6 +112,7 @@ def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: f
     the weight gradients when no parameter requires grad (the generator step).
     """
     alpha = _check_activation(act, alpha)
+    x = _checks.autocast_to(x, params[0].dtype) if params else x
     _checks.check_features(x, "x", params[0].shape[1] if params else 0)
     _check_params(params, x, "x")
     backend = backends.resolve(x.device)
@@ -201,6 +203,8 @@ def critic_loss(real: Tensor, fake: Tensor, params: Sequence[Tensor], act: str =
     are the interpolation weights; drawn from ``U[0, 1)`` with torch's RNG when omitted.
     """
     alpha = _check_activation(act, alpha)
+    if params:  # under autocast: the step runs in the parameters' dtype
+        real, fake = _checks.autocast_to(real, params[0].dtype), _checks.autocast_to(fake, params[0].dtype)
     _check_batch(real, fake, params[0].shape[1] if params else 0)
     _check_params(params, real, "real")
     if penalty:
