@@ -103,3 +103,49 @@ def defaults(objective: str, images: bool) -> Defaults:
     if objective in ("gan", "nsgan", "noisy-gan"):
         return Defaults("adam", 2e-4 if images else 1e-4, (0.5, 0.999), 1)
     raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+
+
+class CriticObjective(torch.nn.Module):
+    """One critic iteration's loss of ``objective`` as a module of ``critic``, so that
+    ``torch.nn.parallel.DistributedDataParallel`` can wrap the whole critic step (DDP
+    wants one forward per backward)::
+
+        step = DistributedDataParallel(CriticObjective(critic, "wgan-gp"))
+        loss, w, penalty = step(real, fake, eps=eps, lam=10.0)
+        loss.backward()                    # gradients averaged over the ranks by DDP
+
+    A :class:`~fastgan.FusedMLPCritic` takes its fused step (no double backward at all);
+    any other critic takes its two forwards and :func:`fastgan.gradient_penalty` with
+    ``method`` (``"jvp"`` under DDP, which cannot run a double backward). The GAN
+    objectives add ``sigma``'s instance noise. Critic outputs are float32 before the
+    losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
+    """
+
+    def __init__(self, critic: torch.nn.Module, objective: str, method: str = "auto", scaler=None):
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        self.critic, self.objective, self.method, self.scaler = critic, objective, method, scaler
+
+    def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
+                sigma: float = 0.0):
+        from fastgan.nn import FusedMLPCritic
+        from fastgan.penalties import gradient_penalty
+        from fastgan.profiling import span
+
+        critic, penalty = self.critic, None
+        if self.objective not in ("wgan", "wgan-gp"):
+            d_real = critic(instance_noise(real, sigma)).float()
+            d_fake = critic(instance_noise(fake, sigma)).float()
+            return critic_gan_loss(d_real, d_fake), (d_real.mean() - d_fake.mean()).detach(), None
+        if isinstance(critic, FusedMLPCritic):  # one fused pass, penalty included
+            out = critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam else critic.wgan_loss(real, fake)
+            return out.loss, out.wasserstein, out.penalty if lam else None
+        loss = critic_wgan_loss(critic(real).float(), critic(fake).float())
+        w = -loss.detach()
+        if lam:
+            with span("penalty"):
+                penalty = gradient_penalty(critic, real, fake, lam=1.0, eps=eps, method=self.method,
+                                           scaler=self.scaler)
+            loss = loss + lam * penalty
+        return loss, w, penalty

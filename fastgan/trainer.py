@@ -105,6 +105,8 @@ class TrainConfig:
               "other than digits (default: torch.hub's cache; nothing is downloaded)", str)
     checks: str = _setting("deferred", "NaN/inf checks of the inputs: deferred (on the device, read back on logged "
                                        "steps and before checkpoints: no host sync per step), eager, or off")
+    ddp: bool = _setting(False, "average gradients with torch's DistributedDataParallel (the critic step as one "
+                                "module, any penalty by jvp) instead of fastgan's flat all-reduce (distributed runs)")
     tensorboard: bool = _setting(False, "TensorBoard events in RUN_DIR/tensorboard: scalars, samples, the critic "
                                         "surface")
     progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
@@ -256,6 +258,17 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        # the critic's loss as one module, and with --ddp both networks' steps under DDP
+        self.ddp = cfg.ddp and self.group.active
+        self.critic_objective = objectives.CriticObjective(self.critic, cfg.objective, "jvp" if cfg.ddp else "auto",
+                                                           self.scaler_d)
+        self.generator_forward = self.generator
+        if self.ddp:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.critic_objective = DDP(self.critic_objective, device_ids=ids, broadcast_buffers=False)
+            self.generator_forward = DDP(self.generator, device_ids=ids, broadcast_buffers=False)
         # the generator's exponential moving average, for evaluation and samples
         self.ema = (AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
                     if cfg.ema_decay is not None else None)
@@ -450,11 +463,12 @@ class Trainer:
 
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
         with self._autocast():
-            real, fake, loss, w, penalty = self._critic_loss(it, sigma)
+            loss, w, penalty = self._critic_loss(it, sigma)
         with span("critic_forward_backward"):
             self.scaler_d.scale(loss).backward()
-        with span("gradient_sync"):
-            self.group.average_gradients(self.critic)
+        if not self.ddp:  # (DDP averaged them in the backward)
+            with span("gradient_sync"):
+                self.group.average_gradients(self.critic)
         stats = {}
         if log:  # reading values back syncs a GPU: only for the steps that are logged
             stats = self.group.mean({"critic_loss": float(loss.detach()), "wasserstein": float(w),
@@ -467,37 +481,17 @@ class Trainer:
         return stats
 
     def _critic_loss(self, it: int, sigma: float):
-        """(real, fake, loss, W estimate, penalty) of one critic iteration; critic
-        outputs are taken to float32 before the losses (under autocast too)."""
+        """(loss, W estimate, penalty) of one critic iteration (:class:`fastgan.objectives.CriticObjective`)."""
         obj, cfg = self.cfg.objective, self.cfg
         with span("data"):
             real = self.sample_real(self.batch)
             with torch.no_grad():
                 fake = self.generator(self.sample_latent(self.batch))
         self.opt_d.zero_grad(set_to_none=True)
-        penalty = None
+        lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
+        eps = self.sample_eps(self.batch) if lam else None
         with span("critic_forward_backward"):
-            if obj in ("wgan", "wgan-gp"):
-                lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
-                eps = self.sample_eps(self.batch) if lam else None
-                if isinstance(self.critic, FusedMLPCritic):  # one fused pass, penalty included
-                    out = (self.critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam
-                           else self.critic.wgan_loss(real, fake))
-                    loss, w, penalty = out.loss, out.wasserstein, out.penalty
-                else:
-                    loss = objectives.critic_wgan_loss(self.critic(real).float(), self.critic(fake).float())
-                    w = -loss.detach()
-                    if lam:
-                        with span("penalty"):
-                            penalty = gradient_penalty(self.critic, real, fake, lam=1.0, eps=eps,
-                                                       scaler=self.scaler_d)
-                        loss = loss + lam * penalty
-            else:
-                d_real = self.critic(objectives.instance_noise(real, sigma)).float()
-                d_fake = self.critic(objectives.instance_noise(fake, sigma)).float()
-                loss = objectives.critic_gan_loss(d_real, d_fake)
-                w = (d_real.mean() - d_fake.mean()).detach()
-        return real, fake, loss, w, penalty
+            return self.critic_objective(real, fake, eps=eps, lam=lam, sigma=sigma)
 
     def _generator_step(self, sigma: float, log: bool) -> dict:
         obj = self.cfg.objective
@@ -506,14 +500,15 @@ class Trainer:
             self.opt_g.zero_grad(set_to_none=True)
             with self._autocast():
                 # through the noise (Cor. 3.2)
-                x = objectives.instance_noise(self.generator(self.sample_latent(self.batch)), sigma)
+                x = objectives.instance_noise(self.generator_forward(self.sample_latent(self.batch)), sigma)
                 d = self.critic(x).float()
                 if obj in ("wgan", "wgan-gp"):
                     loss = -d.mean()
                 else:
                     loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
             self.scaler_g.scale(loss).backward()
-            self.group.average_gradients(self.generator)
+            if not self.ddp:
+                self.group.average_gradients(self.generator)
             stats = {}
             if log:
                 stats = self.group.mean({"generator_loss": float(loss.detach())})

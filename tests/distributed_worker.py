@@ -5,7 +5,7 @@ W ranks of batch B / W sees exactly the samples of a one-rank run of batch B. Ea
 saves its parameters to OUT/params_rank{R}.pt.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py \
-        OBJECTIVE DATA OUT
+        OBJECTIVE DATA OUT [ddp]
 """
 import os
 import sys
@@ -38,9 +38,9 @@ class SharedStreamTrainer(Trainer):
         return self._shard(lambda m, g: torch.rand(m, generator=g, dtype=torch.float64), n)
 
 
-def main(objective: str, data: str, out: str) -> None:
+def main(objective: str, data: str, out: str, ddp: str = "") -> None:
     images = data == "digits"
-    cfg = TrainConfig(objective=objective, data=data, steps=10, batch=8, dtype="float64", seed=3,
+    cfg = TrainConfig(objective=objective, data=data, steps=10, batch=8, dtype="float64", seed=3, ddp=ddp == "ddp",
                       width=8 if images else 16, latent_dim=8, n_critic=2 if objective == "wgan-gp" else None,
                       log_every=5, eval_every=0, eval_samples=64, checkpoint_every=10**6, progress=False, out=out)
     trainer = SharedStreamTrainer(cfg)
@@ -51,4 +51,4 @@ def main(objective: str, data: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -55,6 +55,42 @@ def test_two_ranks_of_half_the_batch_equal_one_rank(tmp_path, objective, data):
         assert clip <= 0.01 + 1e-12
 
 
+DDP_WORKER = os.path.join(ROOT, "tests", "ddp_worker.py")
+
+
+@pytest.mark.parametrize("kind", ["fused", "conv", "layernorm"])
+def test_ddp_around_the_critic_step_equals_one_process(tmp_path, kind):
+    """DistributedDataParallel around the whole critic step, the fused one or a conv
+    critic's jvp penalty: 2 ranks of half the batch give the gradients of one process
+    on the whole batch (its penalty by the eager double backward), float64, 1e-10."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    _run([sys.executable, DDP_WORKER, kind, str(one)])
+    _run(TORCHRUN + [DDP_WORKER, kind, str(two)])
+    reference = _params(one / "grads_rank0.pt")
+    for rank in (0, 1):
+        grads = _params(two / f"grads_rank{rank}.pt")
+        for ref, got in zip(reference, grads):
+            scale = ref.norm().clamp_min(1e-300)
+            assert float((got - ref).norm() / scale) <= 1e-10
+
+
+@pytest.mark.parametrize("data", ["8gaussians", "digits"])
+def test_the_trainer_with_ddp_equals_one_rank(tmp_path, data):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    _run([sys.executable, WORKER, "wgan-gp", data, str(one), "ddp"])
+    _run(TORCHRUN + [WORKER, "wgan-gp", data, str(two), "ddp"])
+    reference, rank0, rank1 = (_params(one / "params_rank0.pt"), _params(two / "params_rank0.pt"),
+                               _params(two / "params_rank1.pt"))
+    for name, ref in reference.items():
+        assert torch.equal(rank0[name], rank1[name]), f"{name} differs between the ranks"
+        if ref.is_floating_point():
+            assert float((rank0[name] - ref).abs().max() / ref.abs().max().clamp_min(1e-12)) <= 1e-5, name
+
+
 def _params_at_init(objective, data):
     from fastgan.trainer import TrainConfig, Trainer
 
