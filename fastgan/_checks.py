@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 CPU_DTYPES = (torch.float32, torch.float64)
 CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -27,6 +28,15 @@ def autocast_to(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if isinstance(t, torch.Tensor) and t.dtype != dtype and torch.is_autocast_enabled(t.device.type):
         return t.to(dtype)
     return t
+
+
+def dual_parts(t: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(primal, tangent)`` of ``t`` inside a forward-mode pass (``tangent`` None when
+    it carries none, or when no pass is on). Under torch.compile the pass's level is
+    not visible as a Python global, so the first level (0) is read there."""
+    if t is None or not (fwAD._current_level >= 0 or torch.compiler.is_compiling()):
+        return t, None
+    return fwAD.unpack_dual(t, level=max(fwAD._current_level, 0))
 
 
 def check_features(t: torch.Tensor, name: str, features: int) -> None:

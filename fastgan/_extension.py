@@ -1,8 +1,6 @@
 """Loading of the compiled extension ``fastgan._C``, with the reason when it is absent."""
 from __future__ import annotations
 
-import functools
-
 import torch
 
 OPS = ("mlp_forward", "mlp_backward", "critic_step", "row_penalty", "clip_", "clipped_rmsprop_",
@@ -13,15 +11,23 @@ class ExtensionNotBuiltError(RuntimeError):
     """fastgan._C could not be imported: the C++/CUDA backends are unavailable."""
 
 
-@functools.lru_cache(maxsize=None)
+_UNKNOWN = object()
+_load_error = _UNKNOWN  # None, or why fastgan._C is missing, once tried
+
+
 def load_error() -> str | None:
-    """None when fastgan._C is importable, else why not."""
-    try:
-        from fastgan import _C  # noqa: F401  (importing registers the ops)
-    except ImportError as exc:
-        return (f"the C++ extension fastgan._C is not built ({exc}); build it with "
-                "`make build` or `pip install --no-build-isolation -e .`")
-    return None
+    """None when fastgan._C is importable, else why not (tried once per process; a
+    plain global rather than a cache wrapper, so that torch.compile reads it as a
+    constant instead of tracing the import)."""
+    global _load_error
+    if _load_error is _UNKNOWN:
+        try:
+            from fastgan import _C  # noqa: F401  (importing registers the ops)
+            _load_error = None
+        except ImportError as exc:
+            _load_error = (f"the C++ extension fastgan._C is not built ({exc}); build it with "
+                           "`make build` or `pip install --no-build-isolation -e .`")
+    return _load_error
 
 
 def ops():

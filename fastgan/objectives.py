@@ -146,6 +146,6 @@ class CriticObjective(torch.nn.Module):
         if lam:
             with span("penalty"):
                 penalty = gradient_penalty(critic, real, fake, lam=1.0, eps=eps, method=self.method,
-                                           scaler=self.scaler)
+                                           scaler=self.scaler)  # (None unless fp16)
             loss = loss + lam * penalty
         return loss, w, penalty

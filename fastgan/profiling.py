@@ -26,7 +26,11 @@ def _profiler_on() -> bool:
 @contextlib.contextmanager
 def span(name: str):
     """An NVTX range and, while torch.profiler records, a record_function, both named
-    ``fastgan/<name>``."""
+    ``fastgan/<name>``; nothing inside a torch.compile'd region (the compiled graph is
+    one range of its own in the trace)."""
+    if torch.compiler.is_compiling():
+        yield
+        return
     label = f"fastgan/{name}"
     with (_nvtx.annotate(label) if _nvtx is not None else contextlib.nullcontext()), \
             (torch.profiler.record_function(label) if _profiler_on() else contextlib.nullcontext()):

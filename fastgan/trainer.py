@@ -107,6 +107,8 @@ class TrainConfig:
                                        "steps and before checkpoints: no host sync per step), eager, or off")
     ddp: bool = _setting(False, "average gradients with torch's DistributedDataParallel (the critic step as one "
                                 "module, any penalty by jvp) instead of fastgan's flat all-reduce (distributed runs)")
+    compile: bool = _setting(False, "torch.compile (fullgraph) each network's loss with its backward; any "
+                                    "penalty by jvp (torch.compile refuses a double backward)")
     tensorboard: bool = _setting(False, "TensorBoard events in RUN_DIR/tensorboard: scalars, samples, the critic "
                                         "surface")
     progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
@@ -134,6 +136,12 @@ class TrainConfig:
                 raise ConfigError(name, f"must be < 1, got {getattr(self, name)}")
         if not self.data:
             raise ConfigError("data", "must name a data set or a path, got ''")
+        if self.compile and self.amp == "fp16":
+            raise ConfigError("amp", "fp16 cannot be combined with compile: torch.compile does not trace the "
+                                     "GradScaler (use bf16, which needs none)")
+        if self.compile and self.checks == "eager":
+            raise ConfigError("checks", "cannot be eager with compile: reading a check back breaks the graph "
+                                        "(use deferred or off)")
         if not self.out:
             raise ConfigError("out", "must be a folder path, got ''")
         try:
@@ -260,9 +268,17 @@ class Trainer:
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         # the critic's loss as one module, and with --ddp both networks' steps under DDP
         self.ddp = cfg.ddp and self.group.active
-        self.critic_objective = objectives.CriticObjective(self.critic, cfg.objective, "jvp" if cfg.ddp else "auto",
-                                                           self.scaler_d)
+        self.critic_objective = objectives.CriticObjective(self.critic, cfg.objective,
+                                                           "jvp" if cfg.ddp or cfg.compile else "auto",
+                                                           self.scaler_d if cfg.amp == "fp16" else None)
         self.generator_forward = self.generator
+        # the two losses with their backward, one torch.compile'd graph each with --compile
+        self._critic_forward_backward, self._generator_forward_backward = self._critic_backward, self._generator_backward
+        if cfg.compile:
+            torch._dynamo.config.trace_autograd_ops = True  # the backward inside the graph
+            torch._inductor.config.fallback_random = True  # the instance noise from torch's own stream
+            self._critic_forward_backward = torch.compile(self._critic_backward, fullgraph=True)
+            self._generator_forward_backward = torch.compile(self._generator_backward, fullgraph=True)
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -462,17 +478,23 @@ class Trainer:
                               enabled=self.amp_dtype is not None)
 
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
-        with self._autocast():
-            loss, w, penalty = self._critic_loss(it, sigma)
+        obj, cfg = self.cfg.objective, self.cfg
+        with span("data"):
+            real = self.sample_real(self.batch)
+            with torch.no_grad():
+                fake = self.generator(self.sample_latent(self.batch))
+        lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
+        eps = self.sample_eps(self.batch) if lam else None
+        self.opt_d.zero_grad(set_to_none=True)
         with span("critic_forward_backward"):
-            self.scaler_d.scale(loss).backward()
+            loss, w, penalty = self._critic_forward_backward(real, fake, eps, lam, sigma)
         if not self.ddp:  # (DDP averaged them in the backward)
             with span("gradient_sync"):
                 self.group.average_gradients(self.critic)
         stats = {}
         if log:  # reading values back syncs a GPU: only for the steps that are logged
-            stats = self.group.mean({"critic_loss": float(loss.detach()), "wasserstein": float(w),
-                                     "penalty": 0.0 if penalty is None else float(penalty.detach())})
+            stats = self.group.mean({"critic_loss": float(loss), "wasserstein": float(w),
+                                     "penalty": 0.0 if penalty is None else float(penalty)})
             self.scaler_d.unscale_(self.opt_d)  # (fp16) the norm of the true gradient
             stats["critic_grad_norm"] = _grad_norm(self.critic)
         with span("clip" if self.cfg.objective == "wgan" else "critic_optimizer"):
@@ -480,38 +502,39 @@ class Trainer:
             self.scaler_d.update()
         return stats
 
-    def _critic_loss(self, it: int, sigma: float):
-        """(loss, W estimate, penalty) of one critic iteration (:class:`fastgan.objectives.CriticObjective`)."""
-        obj, cfg = self.cfg.objective, self.cfg
-        with span("data"):
-            real = self.sample_real(self.batch)
-            with torch.no_grad():
-                fake = self.generator(self.sample_latent(self.batch))
-        self.opt_d.zero_grad(set_to_none=True)
-        lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
-        eps = self.sample_eps(self.batch) if lam else None
-        with span("critic_forward_backward"):
-            return self.critic_objective(real, fake, eps=eps, lam=lam, sigma=sigma)
+    def _critic_backward(self, real: Tensor, fake: Tensor, eps: Tensor | None, lam: float, sigma: float):
+        """The critic's loss (:class:`fastgan.objectives.CriticObjective`) and its
+        backward; returns (loss, W estimate, penalty or None), detached. With
+        ``--compile`` this is one torch.compile'd graph (fullgraph)."""
+        with self._autocast():
+            loss, w, penalty = self.critic_objective(real, fake, eps=eps, lam=lam, sigma=sigma)
+        (self.scaler_d.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
+        return loss.detach(), w, None if penalty is None else penalty.detach()
+
+    def _generator_backward(self, z: Tensor, sigma: float) -> Tensor:
+        """The generator's loss and its backward (compiled with ``--compile``); returns
+        the loss, detached."""
+        with self._autocast():
+            # through the noise (Cor. 3.2)
+            x = objectives.instance_noise(self.generator_forward(z), sigma)
+            d = self.critic(x).float()
+            if self.cfg.objective in ("wgan", "wgan-gp"):
+                loss = -d.mean()
+            else:
+                loss = objectives.generator_gan_loss(d, saturating=self.cfg.objective == "gan")
+        (self.scaler_g.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
+        return loss.detach()
 
     def _generator_step(self, sigma: float, log: bool) -> dict:
-        obj = self.cfg.objective
         with span("generator_step"):
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
-            with self._autocast():
-                # through the noise (Cor. 3.2)
-                x = objectives.instance_noise(self.generator_forward(self.sample_latent(self.batch)), sigma)
-                d = self.critic(x).float()
-                if obj in ("wgan", "wgan-gp"):
-                    loss = -d.mean()
-                else:
-                    loss = objectives.generator_gan_loss(d, saturating=obj == "gan")
-            self.scaler_g.scale(loss).backward()
+            loss = self._generator_forward_backward(self.sample_latent(self.batch), sigma)
             if not self.ddp:
                 self.group.average_gradients(self.generator)
             stats = {}
             if log:
-                stats = self.group.mean({"generator_loss": float(loss.detach())})
+                stats = self.group.mean({"generator_loss": float(loss)})
                 self.scaler_g.unscale_(self.opt_g)
                 stats["generator_grad_norm"] = _grad_norm(self.generator)
             self.scaler_g.step(self.opt_g)

@@ -58,6 +58,22 @@ def fused_critic_step(critic, real, fake, lam, backend):
     return step
 
 
+def compiled_fused_critic_step(critic, real, fake, lam, backend):
+    """The fused step's loss and backward as one ``torch.compile(fullgraph=True)``
+    graph, its input checks deferred (reading one back would break the graph)."""
+    def loss_backward(real, fake):
+        critic.wgan_gp_loss(real, fake, lam=lam).loss.backward()
+
+    compiled = torch.compile(loss_backward, fullgraph=True)
+
+    def step():
+        with fastgan.use_backend(backend), fastgan.use_checks("deferred"), \
+                torch._dynamo.config.patch(trace_autograd_ops=True):
+            critic.zero_grad(set_to_none=True)
+            compiled(real, fake)
+    return step
+
+
 def fastgan_backends(device: torch.device) -> list[str]:
     """The native backends that run on ``device`` here (the interpreter is no backend
     to time)."""
@@ -104,6 +120,8 @@ def critic_step(quick: bool, device: torch.device):
                  Peer("torch.compile", torch.compile(torch_step(P.popular_loss, copy.deepcopy(seq))), compiled=True)]
         peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b), b)
                   for b in fastgan_backends(device) + ["eager"]]
+        peers += [Peer("fastgan compiled", compiled_fused_critic_step(critic, real, fake, lam, b), b, compiled=True)
+                  for b in fastgan_backends(device)]
         yield (f"{name} {'-'.join(map(str, widths))}-1 B={batch}", with_cuda_graphs(peers, device),
                floor_gemms(widths, batch, device=device))
 
@@ -158,10 +176,14 @@ TRAIN_CONFIGS = [("wgan-gp", "8gaussians"), ("wgan", "8gaussians"), ("wgan-gp", 
 def train_iter(quick: bool, device: torch.device):
     for objective, data_name in (TRAIN_CONFIGS[:2] if quick else TRAIN_CONFIGS):
         batch = 256 if data_name == "8gaussians" else 64
-        trainer = Trainer(TrainConfig(objective=objective, data=data_name, batch=batch, steps=10**9,
-                                      n_critic=5, log_every=10**9, progress=False, device=str(device),
-                                      out="runs/bench-train-iter"))
-        trainer.step = 25  # past wgan's 100-critic-step start: a steady-state iteration
+        def make_trainer(compile):
+            trainer = Trainer(TrainConfig(objective=objective, data=data_name, batch=batch, steps=10**9,
+                                          n_critic=5, log_every=10**9, progress=False, device=str(device),
+                                          out="runs/bench-train-iter", compile=compile))
+            trainer.step = 25  # past wgan's 100-critic-step start: a steady-state iteration
+            return trainer
+
+        trainer, compiled = make_trainer(False), make_trainer(True)
 
         def torch_peer(name, careful, compiled=False):
             twin = P.plain_twin(trainer.critic)  # torch modules, the trainer's weights
@@ -171,7 +193,8 @@ def train_iter(quick: bool, device: torch.device):
 
         peers = [torch_peer("eager", False), torch_peer("eager-careful", True),
                  torch_peer("torch.compile", False, compiled=True),
-                 Peer("fastgan", trainer.train_step, fastgan.backends.resolve(device))]
+                 Peer("fastgan", trainer.train_step, fastgan.backends.resolve(device)),
+                 Peer("fastgan --compile", compiled.train_step, fastgan.backends.resolve(device), compiled=True)]
         name = "toy MLP 512x3" if data_name == "8gaussians" else "DCGAN digits 8x8"
         yield f"{objective} {name} B={batch}", peers, None
 

@@ -144,11 +144,9 @@ def bias_act(x: Tensor, b: Tensor | None = None, act: str = "lrelu", alpha: floa
     backend = backends.resolve(x.device)
     if backend == "eager" or x.dtype not in allowed:  # torch's ops: forward mode included
         return reference.bias_act(x, b, act, alpha, gain, dim, None if clamp < 0 else clamp)
-    if fwAD._current_level >= 0:  # inside a forward-mode pass: the inputs may carry tangents
-        x_primal, x_tangent = fwAD.unpack_dual(x)
-        b_primal, b_tangent = fwAD.unpack_dual(b) if b is not None else (None, None)
-        if x_tangent is not None or b_tangent is not None:
-            return _forward_mode(x_primal, x_tangent, b_primal, b_tangent, dim, act, alpha, gain, clamp)
+    (x_primal, x_tangent), (b_primal, b_tangent) = _checks.dual_parts(x), _checks.dual_parts(b)
+    if x_tangent is not None or b_tangent is not None:  # inside a forward-mode pass
+        return _forward_mode(x_primal, x_tangent, b_primal, b_tangent, dim, act, alpha, gain, clamp)
     x = _dense(x)
     if backend != "triton":  # the extension's op, whose autograd is in C++
         return native_ops(backend).bias_act(x, b, dim, act, alpha, gain, clamp)

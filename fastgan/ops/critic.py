@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 import torch
-import torch.autograd.forward_ad as fwAD
 from torch.autograd.function import once_differentiable
 
 from fastgan import _checks, _extension, backends, reference
@@ -102,7 +101,7 @@ def _check_activation(act: str, alpha: float) -> float:
 
 def _has_tangent(*tensors: Tensor) -> bool:
     """Whether a forward-mode pass is on and any of ``tensors`` carries a tangent."""
-    return fwAD._current_level >= 0 and any(fwAD.unpack_dual(t).tangent is not None for t in tensors)
+    return any(_checks.dual_parts(t)[1] is not None for t in tensors)
 
 
 def mlp_critic(x: Tensor, params: Sequence[Tensor], act: str = "lrelu", alpha: float = 0.2) -> Tensor:
