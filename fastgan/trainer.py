@@ -273,12 +273,12 @@ class Trainer:
                                                            self.scaler_d if cfg.amp == "fp16" else None)
         self.generator_forward = self.generator
         # the two losses with their backward, one torch.compile'd graph each with --compile
-        self._critic_forward_backward, self._generator_forward_backward = self._critic_backward, self._generator_backward
+        self._critic_pass, self._generator_pass = self._critic_loss_backward, self._generator_loss_backward
         if cfg.compile:
             torch._dynamo.config.trace_autograd_ops = True  # the backward inside the graph
             torch._inductor.config.fallback_random = True  # the instance noise from torch's own stream
-            self._critic_forward_backward = torch.compile(self._critic_backward, fullgraph=True)
-            self._generator_forward_backward = torch.compile(self._generator_backward, fullgraph=True)
+            self._critic_pass = torch.compile(self._critic_loss_backward, fullgraph=True)
+            self._generator_pass = torch.compile(self._generator_loss_backward, fullgraph=True)
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -487,7 +487,7 @@ class Trainer:
         eps = self.sample_eps(self.batch) if lam else None
         self.opt_d.zero_grad(set_to_none=True)
         with span("critic_forward_backward"):
-            loss, w, penalty = self._critic_forward_backward(real, fake, eps, lam, sigma)
+            loss, w, penalty = self._critic_pass(real, fake, eps, lam, sigma)
         if not self.ddp:  # (DDP averaged them in the backward)
             with span("gradient_sync"):
                 self.group.average_gradients(self.critic)
@@ -502,7 +502,7 @@ class Trainer:
             self.scaler_d.update()
         return stats
 
-    def _critic_backward(self, real: Tensor, fake: Tensor, eps: Tensor | None, lam: float, sigma: float):
+    def _critic_loss_backward(self, real: Tensor, fake: Tensor, eps: Tensor | None, lam: float, sigma: float):
         """The critic's loss (:class:`fastgan.objectives.CriticObjective`) and its
         backward; returns (loss, W estimate, penalty or None), detached. With
         ``--compile`` this is one torch.compile'd graph (fullgraph)."""
@@ -511,7 +511,7 @@ class Trainer:
         (self.scaler_d.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
         return loss.detach(), w, None if penalty is None else penalty.detach()
 
-    def _generator_backward(self, z: Tensor, sigma: float) -> Tensor:
+    def _generator_loss_backward(self, z: Tensor, sigma: float) -> Tensor:
         """The generator's loss and its backward (compiled with ``--compile``); returns
         the loss, detached."""
         with self._autocast():
@@ -529,7 +529,7 @@ class Trainer:
         with span("generator_step"):
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
-            loss = self._generator_forward_backward(self.sample_latent(self.batch), sigma)
+            loss = self._generator_pass(self.sample_latent(self.batch), sigma)
             if not self.ddp:
                 self.group.average_gradients(self.generator)
             stats = {}

@@ -87,8 +87,9 @@ def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
         rows = list(csv.DictReader(f))
     peers = {(r["peer"], r["backend"]): r for r in rows}
     assert set(peers) == {("eager", ""), ("eager-careful", ""), ("torch.func", ""), ("torch.compile", ""),
-                          ("fastgan", "cpu"), ("fastgan", "eager")}
+                          ("fastgan", "cpu"), ("fastgan", "eager"), ("fastgan compiled", "cpu")}
     assert float(peers["fastgan", "cpu"]["fraction_of_floor"]) > 0
+    assert peers["fastgan compiled", "cpu"]["status"] == "ok"  # fullgraph: no double backward to refuse
     assert {r["timing"] for r in rows} == {"wall clock"}
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out,
                  "--compare", f"{out}/bench_quick_critic-step.csv"]) == 0
