@@ -122,6 +122,10 @@ def _train(args) -> int:
         print(f"fastgan train: --nproc-per-node must be >= 1, got {args.nproc_per_node}", file=sys.stderr)
         return 2
     if args.nproc_per_node > 1:
+        problem = _launch_problem(args)
+        if problem:  # said once here, not once per rank under torchrun
+            print(f"fastgan train: {problem}", file=sys.stderr)
+            return 2
         _launch(args.nproc_per_node, args.argv)
     try:
         return _train_here(args)
@@ -132,13 +136,35 @@ def _train(args) -> int:
         distributed.shutdown()
 
 
+def _given(args) -> dict:
+    """The TrainConfig settings the command line gave."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+
+
+def _launch_problem(args) -> str | None:
+    """What is wrong with a new run's settings, checked before the ranks start (a
+    resumed run's settings come from its checkpoint: its ranks check them)."""
+    if args.resume:
+        return None
+    given = _given(args)
+    try:
+        values = {**(_read_config(args.config) if args.config else {}), **given}
+        cfg = TrainConfig(**(values if args.config or given else DEMO))
+        cfg.validate()
+    except (ValueError, UsageError) as exc:
+        return _config_error(exc, given, args.config)
+    if cfg.batch % args.nproc_per_node:
+        return f"--batch {cfg.batch} does not split evenly over --nproc-per-node {args.nproc_per_node} processes"
+    return None
+
+
 def _train_here(args) -> int:
     """Trains in this process (one rank of a distributed run, or the whole run)."""
     from fastgan import plots
     from fastgan.checkpoint import CheckpointError
     from fastgan.trainer import Trainer
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    given = _given(args)
     if args.resume and args.config:
         print("fastgan train: --config and --resume cannot be combined (a resumed run keeps its settings; "
               "flags may change steps, logging and output)", file=sys.stderr)

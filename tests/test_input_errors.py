@@ -83,6 +83,8 @@ CLI_CASES = [
     (["train", "--dist-timeout", "0"], "--dist-timeout must be > 0"),
     (["train", "--profile", "-2"], "--profile must be >= 0"),
     (["train", "--nproc-per-node", "0"], "--nproc-per-node must be >= 1"),
+    (["train", "--nproc-per-node", "2", "--batch", "5"], "--batch 5 does not split evenly over --nproc-per-node 2"),
+    (["train", "--nproc-per-node", "2", "--lr", "0"], "--lr must be > 0"),
     (["train", "--steps", "many"], "--steps"),  # argparse's own error
     # train: data
     (["train", "--data", "{dir}/nowhere.npy"], "nowhere.npy"),
