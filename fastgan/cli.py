@@ -49,7 +49,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(f"--{name}", dest=f.name, action="store_true", default=argparse.SUPPRESS,
                                 help=f.metadata["help"])
         else:
-            default = "set by the objective and the data" if f.default is None else f.default
+            default = f.metadata["unset"] if f.default is None else f.default
             parser.add_argument(f"--{name}", dest=f.name, type=f.metadata["type"], default=argparse.SUPPRESS,
                                 help=f"{f.metadata['help']} (default: {default})")
 

@@ -28,9 +28,10 @@ from fastgan.profiling import span
 Tensor = torch.Tensor
 
 
-def _setting(default, help: str, kind: type | None = None):
-    """A TrainConfig field with its command-line help and value type."""
-    return field(default=default, metadata={"help": help, "type": kind or type(default)})
+def _setting(default, help: str, kind: type | None = None, unset: str = "set by the objective and the data"):
+    """A TrainConfig field with its command-line help, value type, and for a None
+    default what None means (``unset``)."""
+    return field(default=default, metadata={"help": help, "type": kind or type(default), "unset": unset})
 
 
 class ConfigError(ValueError):
@@ -80,10 +81,10 @@ class TrainConfig:
     sigma: float = _setting(1.0, "initial instance-noise std (noisy-gan)")
     noise_schedule: str = _setting("linear", "instance-noise annealing: linear, exponential or cosine")
     schedule_steps: int | None = _setting(
-        None, "the generator step at which the lr decay and the noise annealing end (default: steps; "
-              "a resumed run keeps the horizon it started with)", int)
-    width: int | None = _setting(None, "network width: 512 for points, 64 for images", int)
-    latent_dim: int | None = _setting(None, "latent size: 2 for points (the toy code), 64 for images", int)
+        None, "the generator step at which the lr decay and the noise annealing end", int,
+        unset="--steps; a resumed run keeps the end it started with")
+    width: int | None = _setting(None, "network width", int, unset="512 for points, 64 for images")
+    latent_dim: int | None = _setting(None, "latent size", int, unset="2 for points (the toy code), 64 for images")
     eval_every: int = _setting(500, "metrics every k steps (0: at the start and the end only)")
     eval_samples: int = _setting(1000, "samples per metric evaluation")
     log_every: int = _setting(10, "a metrics.jsonl line every k steps")
@@ -97,12 +98,13 @@ class TrainConfig:
     out: str = _setting("runs/demo", "the run folder")
     profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
     ema_decay: float | None = _setting(None, "keep an exponential moving average of the generator with this decay "
-                                             "per step (e.g. 0.999), used for metrics and samples", float)
+                                             "per step (e.g. 0.999), used for metrics and samples", float,
+                                       unset="no EMA")
     ema_rampup: float = _setting(0.05, "the EMA's ramp: its half-life is at most this fraction of the steps "
                                        "so far (StyleGAN2-ADA's ema_rampup; 0: no ramp)")
     inception_weights: str | None = _setting(
         None, "a local file of torch-fidelity's Inception-v3 weights, for FID, KID and precision/recall on images "
-              "other than digits (default: torch.hub's cache; nothing is downloaded)", str)
+              "other than digits; nothing is downloaded", str, unset="torch.hub's cache, if it holds them")
     checks: str = _setting("deferred", "NaN/inf checks of the inputs: deferred (on the device, read back on logged "
                                        "steps and before checkpoints: no host sync per step), eager, or off")
     ddp: bool = _setting(False, "average gradients with torch's DistributedDataParallel (the critic step as one "
