@@ -97,7 +97,8 @@ class _JvpRules(TorchFunctionMode):
     tangent, and its backward), and ``F.layer_norm`` is its composite formula (torch's
     fused layer_norm has a forward-mode derivative whose own reverse-mode derivative is
     wrong: torch 2.14, the gradient of a conv before a LayerNorm off by 90% and more
-    against the double backward; the composite ops' are exact)."""
+    against the double backward, cf. pytorch#196700 on its second-order JVP; the
+    composite ops' are exact)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
