@@ -160,15 +160,6 @@ def _penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, meth
     return lam * value + (surrogate - surrogate.detach())
 
 
-def _autocast_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    """Under autocast, ``a`` and ``b`` in the wider of their dtypes (a generator's
-    half-precision fake beside float32 data); as they are otherwise."""
-    if a.dtype == b.dtype or not torch.is_autocast_enabled(a.device.type):
-        return a, b
-    dtype = torch.promote_types(a.dtype, b.dtype)
-    return a.to(dtype), b.to(dtype)
-
-
 def _eps(eps: Tensor | None, like: Tensor) -> Tensor:
     shape = (like.shape[0],) + (1,) * (like.dim() - 1)
     if eps is None:
@@ -192,7 +183,8 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     """
     _check_batch("real", real)
     _check_batch("fake", fake)
-    real, fake = _autocast_pair(real, fake)
+    wider = torch.promote_types(real.dtype, fake.dtype)  # under autocast, a half fake beside float32 data
+    real, fake = _checks.autocast_to(real, wider), _checks.autocast_to(fake, wider)
     if real.shape != fake.shape:
         raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and "
                          f"{tuple(fake.shape)}")
