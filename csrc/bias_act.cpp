@@ -16,9 +16,7 @@ void bias_act_loop(const detail::BiasActLoop& loop, const BiasActSpec& spec);
 }
 #endif
 
-namespace {
-
-Act parse(c10::string_view name) {
+Act parse_act(c10::string_view name) {
   static const std::pair<const char*, Act> kNames[] = {
       {"linear", Act::Linear}, {"relu", Act::ReLU}, {"lrelu", Act::LeakyReLU}, {"tanh", Act::Tanh},
       {"sigmoid", Act::Sigmoid}, {"softplus", Act::Softplus}, {"silu", Act::SiLU}, {"elu", Act::ELU},
@@ -30,9 +28,12 @@ Act parse(c10::string_view name) {
               "' (linear, relu, lrelu, tanh, sigmoid, softplus, silu, elu, gelu)");
 }
 
+namespace {
+
 // Fills the loop's layout from x: the bias is indexed by the channel of each element's
 // memory offset, (offset / stride[dim]) % size[dim], which holds for any dense layout.
-detail::BiasActLoop make_loop(const at::Tensor& x, const c10::optional<at::Tensor>& b, int64_t dim) {
+detail::BiasActLoop make_loop(const at::Tensor& x, const c10::optional<at::Tensor>& b, int64_t dim,
+                              const at::Tensor& out = at::Tensor()) {
   TORCH_CHECK(x.is_non_overlapping_and_dense(), "fastgan: bias_act needs a dense tensor");
   TORCH_CHECK(at::isFloatingType(x.scalar_type()), "fastgan: bias_act needs floating input, got ",
               x.scalar_type());
@@ -50,7 +51,7 @@ detail::BiasActLoop make_loop(const at::Tensor& x, const c10::optional<at::Tenso
     loop.channels = x.size(dim);
     loop.channel_stride = std::max<int64_t>(x.stride(dim), 1);
   }
-  loop.out = at::empty_like(x);
+  loop.out = out.defined() ? out : at::empty_like(x);
   return loop;
 }
 
@@ -76,20 +77,39 @@ at::Tensor bias_act(const at::Tensor& x, const c10::optional<at::Tensor>& b, int
                     c10::string_view act, double alpha, double gain, double clamp) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   detail::BiasActLoop loop = make_loop(x, b, dim);
-  run(loop, {parse(act), alpha, gain, clamp});
+  run(loop, {parse_act(act), alpha, gain, clamp});
   return loop.out;
 }
 
 bool slope_from_output(c10::string_view act, double alpha, double gain, double clamp) {
-  const Act a = parse(act);
-  return (a == Act::ReLU || (a == Act::LeakyReLU && alpha >= 0)) && clamp < 0 && gain > 0;
+  return slope_from_output(BiasActSpec{parse_act(act), alpha, gain, clamp});
+}
+
+bool slope_from_output(const BiasActSpec& spec) {
+  return (spec.act == Act::ReLU || (spec.act == Act::LeakyReLU && spec.alpha >= 0)) && spec.clamp < 0 &&
+         spec.gain > 0;
+}
+
+void bias_act_into(const at::Tensor& out, int mode, const at::Tensor& x, const at::Tensor& p,
+                   const at::Tensor& q, const c10::optional<at::Tensor>& b, int64_t dim,
+                   const BiasActSpec& spec, bool x_is_y) {
+  TORCH_CHECK(!x_is_y || slope_from_output(spec), "fastgan: bias_act_into: s' is not readable from y");
+  detail::BiasActLoop loop = make_loop(x, b, dim, out);
+  check_like(out, x, "output");
+  if (mode >= 1) check_like(p, x, "first factor");
+  if (mode == 2) check_like(q, x, "second factor");
+  loop.p = p;
+  loop.q = q;
+  loop.mode = mode;
+  loop.x_is_y = x_is_y;
+  run(loop, spec);
 }
 
 at::Tensor bias_act_grad(const at::Tensor& dy, const at::Tensor& ref, const c10::optional<at::Tensor>& b,
                          int64_t dim, c10::string_view act, double alpha, double gain, double clamp,
                          bool ref_is_y) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  const Act a = parse(act);
+  const Act a = parse_act(act);
   TORCH_CHECK(!ref_is_y || slope_from_output(act, alpha, gain, clamp),
               "fastgan: s' can be read from the output only for relu, or lrelu with alpha >= 0, "
               "without clamp and with gain > 0");
@@ -112,7 +132,7 @@ at::Tensor bias_act_grad2(const at::Tensor& p, const at::Tensor& q, const at::Te
   loop.p = p;
   loop.q = q;
   loop.mode = 2;
-  run(loop, {parse(act), alpha, gain, clamp});
+  run(loop, {parse_act(act), alpha, gain, clamp});
   return loop.out;
 }
 

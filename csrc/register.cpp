@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "bias_act.h"
+#include "chain.h"
 #include "critic.h"
 #include "optim.h"
 #include "penalty.h"
@@ -18,6 +19,9 @@ TORCH_LIBRARY(fastgan, m) {
       "critic_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, str act, "
       "float alpha, float lam, float center, bool one_sided, bool param_grads) "
       "-> (Tensor, Tensor, Tensor, Tensor[])");
+  m.def(
+      "chain_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, int[] ints, float[] floats, "
+      "int loss, float lam, float center, bool one_sided, bool param_grads) -> (Tensor, Tensor, Tensor, Tensor[])");
   m.def("row_penalty(Tensor g, float center, bool one_sided) -> (Tensor, Tensor)");
   m.def("clip_(Tensor(a!)[] params, float c) -> ()");
   m.def(
@@ -41,6 +45,7 @@ void register_kernels(torch::Library& m) {
   m.impl("mlp_forward", &fastgan::mlp_forward);
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
+  m.impl("chain_step", &fastgan::chain_step);
   m.impl("row_penalty", &fastgan::row_penalty);
   m.impl("clip_", &fastgan::clip_);
   m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
@@ -79,7 +84,7 @@ void refuse_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, to
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, Autograd, m) {
-  for (const char* name : {"mlp_forward", "mlp_backward", "critic_step", "clip_", "clipped_rmsprop_"}) {
+  for (const char* name : {"mlp_forward", "mlp_backward", "critic_step", "chain_step", "clip_", "clipped_rmsprop_"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<&refuse_autograd>());
   }
 }

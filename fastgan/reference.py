@@ -244,8 +244,26 @@ def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None,
     return StepResult(loss, wasserstein.detach(), penalty.detach(), [])
 
 
+def chain_loss(critic: Callable[[Tensor], Tensor], real, fake, loss="wgan-gp", lam=10.0, eps=None,
+               center=1.0, one_sided=False) -> StepResult:
+    """The loss of a chain critic step with autograd: ``wgan``, ``wgan-gp`` (as
+    :func:`eager_wgan_gp_loss`) or ``r1`` (``mean softplus(D(fake)) + mean
+    softplus(-D(real)) + lam * mean ||grad D(real)||^2``, the gradient by
+    ``autograd.grad(create_graph=True)``). Call ``loss.backward()`` for the gradients."""
+    if loss != "r1":
+        return eager_wgan_gp_loss(critic, real, fake, eps if loss == "wgan-gp" else None, lam, center, one_sided)
+    x = real.detach().requires_grad_(True)
+    d_real = critic(x)
+    (g,) = torch.autograd.grad(d_real, x, torch.ones_like(d_real), create_graph=True)
+    penalty = g.flatten(1).pow(2).sum(1).mean()
+    d_fake = critic(fake)
+    total = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + lam * penalty
+    wasserstein = (d_real.mean() - d_fake.mean()).detach()
+    return StepResult(total, wasserstein, penalty.detach(), [])
+
+
 __all__ = [
-    "ACTIVATIONS", "Activation", "StepResult", "critic_step",
+    "ACTIVATIONS", "Activation", "StepResult", "chain_loss", "critic_step",
     "eager_wgan_gp_loss", "mlp_backward", "mlp_forward", "penalty_phi", "row_penalty",
     "split_params",
 ]

@@ -1,0 +1,595 @@
+// Device-generic orchestration of the chain critic step. The passes are those of
+// shared/docs/fused-gp-math.md, each layer kind supplying its forward, its input
+// gradient (the backward signal), its tangent (the adjoint chain, interpolate rows
+// only) and its second-order injection q (zero for the linear kinds and the
+// piecewise-linear activations).
+//
+// Edge k is the input of layer k (edge 0 the stacked batch, edge L the output). Per edge
+// the step keeps H (the forward, all rows), E (the backward signal, all rows; edge 0 only
+// on the interpolate rows: g), T (the tangent, interpolate rows) and, where some layer has
+// a second-order injection, the second-order adjoint hbar, written into E's interpolate
+// rows once their tangent-pass uses are over. Weight gradients are one call per layer
+// over the rows [ordinary ; hbar] plus, where the tangent has its own tensor, one over
+// the tangent rows. Without any injection (convolutions and ReLU-like activations) the
+// tangent is written into H's interpolate rows wherever it feeds a weighted layer, and
+// each weight gradient is a single call over all rows, as in the MLP step.
+//
+// Four-dimensional batches run in channels-last memory (faster convolutions on both
+// devices); a flatten of such a batch is then a view in (H, W, C) order, and the
+// parameters that meet it are permuted to that order and their gradients back.
+#include "chain.h"
+
+#include <ATen/ATen.h>
+
+#include <array>
+
+#include "bias_act.h"
+#include "epilogues.h"
+
+namespace fastgan {
+namespace {
+
+struct Layer {
+  LayerKind kind = LayerKind::Linear;
+  at::Tensor weight, bias;           // as the module holds them (undefined: none)
+  int64_t weight_index = -1, bias_index = -1;
+  std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1}, kernel{1, 1};
+  bool ceil_mode = false, count_include_pad = true;
+  BiasActSpec act{Act::Linear, 0.0, 1.0, -1.0};
+  double eps = 1e-5;
+  at::Tensor act_bias;               // act: its own bias, or the previous layer's folded in
+  bool bias_folded = false;          // linear/conv: the next act adds the bias
+
+  bool weighted() const { return kind == LayerKind::Linear || kind == LayerKind::Conv2d; }
+  // The activation's slope is read from its output, so it runs in place on its input.
+  bool act_in_place() const { return kind == LayerKind::Act && slope_from_output(act); }
+  bool second_order() const {
+    return kind == LayerKind::LayerNorm || (kind == LayerKind::Act && is_smooth(act.act));
+  }
+};
+
+std::vector<Layer> parse_layers(at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats,
+                                const at::Tensor& like) {
+  TORCH_CHECK(!ints.empty() && ints.size() % kLayerInts == 0 &&
+                  floats.size() * kLayerInts == ints.size() * kLayerFloats,
+              "fastgan: chain records: ", ints.size(), " ints and ", floats.size(), " floats");
+  const size_t n = ints.size() / kLayerInts;
+  std::vector<Layer> layers(n);
+  size_t next_param = 0;
+  auto take = [&](int64_t& index) {
+    TORCH_CHECK(next_param < params.size(), "fastgan: the chain needs more than ", params.size(), " parameters");
+    const at::Tensor& p = params[next_param];
+    TORCH_CHECK(p.scalar_type() == like.scalar_type() && p.device() == like.device(), "fastgan: parameter ",
+                next_param, " is ", p.scalar_type(), " on ", p.device(), ", the input is ", like.scalar_type(),
+                " on ", like.device());
+    index = static_cast<int64_t>(next_param);
+    return params[next_param++];
+  };
+  for (size_t l = 0; l < n; ++l) {
+    const int64_t* r = ints.data() + l * kLayerInts;
+    const double* f = floats.data() + l * kLayerFloats;
+    Layer& layer = layers[l];
+    TORCH_CHECK(r[0] >= 0 && r[0] <= 5, "fastgan: chain layer ", l, " has unknown kind ", r[0]);
+    layer.kind = static_cast<LayerKind>(r[0]);
+    switch (layer.kind) {
+      case LayerKind::Linear:
+      case LayerKind::Conv2d:
+        layer.weight = take(layer.weight_index);
+        if (r[1] & 1) layer.bias = take(layer.bias_index);
+        if (layer.kind == LayerKind::Conv2d) {
+          TORCH_CHECK(layer.weight.dim() == 4, "fastgan: conv2d layer ", l, " needs a 4-D weight");
+          layer.stride = {r[2], r[3]};
+          layer.padding = {r[4], r[5]};
+          layer.dilation = {r[6], r[7]};
+        } else {
+          TORCH_CHECK(layer.weight.dim() == 2, "fastgan: linear layer ", l, " needs a 2-D weight");
+        }
+        break;
+      case LayerKind::Act:
+        if (r[1] & 1) layer.bias = take(layer.bias_index);
+        TORCH_CHECK(r[2] >= 0 && r[2] <= 8, "fastgan: chain layer ", l, " has unknown activation ", r[2]);
+        layer.act = {static_cast<Act>(r[2]), f[0], f[1], f[2]};
+        layer.act_bias = layer.bias;
+        break;
+      case LayerKind::Flatten:
+        break;
+      case LayerKind::AvgPool:
+        layer.ceil_mode = r[1] & 1;
+        layer.count_include_pad = (r[1] >> 1) & 1;
+        layer.kernel = {r[2], r[3]};
+        layer.stride = {r[4], r[5]};
+        layer.padding = {r[6], r[7]};
+        break;
+      case LayerKind::LayerNorm:
+        if (r[1] & 1) layer.weight = take(layer.weight_index);
+        if (r[1] & 2) layer.bias = take(layer.bias_index);
+        layer.eps = f[0];
+        break;
+    }
+  }
+  TORCH_CHECK(next_param == params.size(), "fastgan: the chain takes ", next_param, " parameters, got ",
+              params.size());
+  // A linear or conv2d bias followed by an activation without one is added by the
+  // activation's kernel: one pass over the rows instead of two.
+  for (size_t l = 0; l + 1 < n; ++l) {
+    Layer& next = layers[l + 1];
+    if (layers[l].weighted() && layers[l].bias.defined() && next.kind == LayerKind::Act && !next.bias.defined()) {
+      layers[l].bias_folded = true;
+      next.act_bias = layers[l].bias;
+    }
+  }
+  return layers;
+}
+
+bool channels_last(const at::Tensor& t) {
+  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// The feature order of a 2-D edge made by flattening a channels-last batch: its
+// (C, H, W), or empty when the features are in the module's own order.
+using FeatureOrder = std::vector<int64_t>;
+
+FeatureOrder feature_order(const at::Tensor& t, const FeatureOrder& flat_order) {
+  if (channels_last(t)) return {t.size(1), t.size(2), t.size(3)};
+  return t.dim() == 2 ? flat_order : FeatureOrder{};
+}
+
+// A parameter whose last dimensions are the features in (C, H, W) order (`lead`
+// dimensions in front), in memory order (H, W, C); `back` does the inverse.
+at::Tensor to_memory_order(const at::Tensor& p, const FeatureOrder& order, int64_t lead, bool back = false) {
+  if (order.empty()) return p;
+  std::vector<int64_t> shape(p.sizes().begin(), p.sizes().begin() + lead);
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < lead; ++i) perm.push_back(i);
+  const int64_t C = order[0], H = order[1], W = order[2];
+  if (!back) {
+    shape.insert(shape.end(), {C, H, W});
+    perm.insert(perm.end(), {lead + 1, lead + 2, lead});
+  } else {
+    shape.insert(shape.end(), {H, W, C});
+    perm.insert(perm.end(), {lead + 2, lead, lead + 1});
+  }
+  std::vector<int64_t> out_shape(p.sizes().begin(), p.sizes().begin() + lead);
+  out_shape.push_back(C * H * W);
+  return p.reshape(shape).permute(perm).reshape(out_shape);
+}
+
+// The rows of a batch as a (rows, features) matrix in memory order (a view), and back.
+at::Tensor rows_of(const at::Tensor& t) {
+  if (channels_last(t)) return t.permute({0, 2, 3, 1}).reshape({t.size(0), -1});
+  return t.reshape({t.size(0), -1});
+}
+
+at::Tensor like_edge(const at::Tensor& rows, const at::Tensor& like) {
+  if (channels_last(like)) {
+    return rows.view({rows.size(0), like.size(2), like.size(3), like.size(1)}).permute({0, 3, 1, 2});
+  }
+  std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
+  shape[0] = rows.size(0);
+  return rows.view(shape);
+}
+
+// Everything a pass needs of a layer's parameters, converted once per step.
+struct Prepared {
+  at::Tensor weight;     // linear: permuted to the input's feature order; LayerNorm: flattened
+  at::Tensor bias;       // LayerNorm: flattened; act: in the input's feature order
+  FeatureOrder in_order; // the input edge's feature order
+  FeatureOrder bias_order;  // act: the order of its bias (that of a 2-D input)
+  std::vector<int64_t> ln_shape;  // LayerNorm: {features}
+};
+
+// LayerNorm over all features of each row, from its saved row statistics.
+struct NormRows {
+  at::Tensor mean, rstd;  // (rows, 1)
+};
+
+at::Tensor normalized(const at::Tensor& x, const NormRows& s, int64_t row0, int64_t rows) {
+  return (x - s.mean.narrow(0, row0, rows)) * s.rstd.narrow(0, row0, rows);
+}
+
+// The LayerNorm's tangent without its weight: r (t - mean t - xhat mean(xhat t)).
+at::Tensor norm_tangent(const at::Tensor& xhat, const at::Tensor& rstd, const at::Tensor& t) {
+  const at::Tensor m = (xhat * t).mean(1, true);
+  return rstd * (t - t.mean(1, true) - xhat * m);
+}
+
+// q = d/dx <tbar, J(x) t> for y = LayerNorm(x) * weight (derivation in the step's docs).
+at::Tensor norm_second_order(const at::Tensor& xhat, const at::Tensor& rstd, const at::Tensor& tbar,
+                             const at::Tensor& t, const at::Tensor& weight) {
+  const double n = static_cast<double>(xhat.size(1));
+  const at::Tensor a = weight.defined() ? tbar * weight : tbar;
+  const at::Tensor m = (xhat * t).mean(1, true);
+  const at::Tensor tc = t - t.mean(1, true);
+  const at::Tensor A = (a * tc).sum(1, true), C = (a * xhat).sum(1, true);
+  const at::Tensor r2 = rstd * rstd;
+  const at::Tensor pa = a - a.mean(1, true) - xhat * (xhat * a).mean(1, true);
+  const at::Tensor pt = tc - xhat * m;
+  return -(r2 / n) * (A - C * m) * xhat - r2 * m * pa - (r2 * C / n) * pt;
+}
+
+class Chain {
+ public:
+  explicit Chain(std::vector<Layer> layers) : L_(std::move(layers)) {}
+
+  // Step 1 over all rows of X.
+  void forward(const at::Tensor& X) {
+    const size_t n = L_.size();
+    H_.assign(n + 1, at::Tensor());
+    prep_.assign(n, Prepared());
+    norms_.assign(n, NormRows());
+    H_[0] = X;
+    FeatureOrder order;
+    for (size_t l = 0; l < n; ++l) {
+      const Layer& layer = L_[l];
+      const at::Tensor& x = H_[l];
+      Prepared& p = prep_[l];
+      p.in_order = feature_order(x, order);
+      at::Tensor y;
+      switch (layer.kind) {
+        case LayerKind::Linear:
+          TORCH_CHECK(x.dim() == 2 && x.size(1) == layer.weight.size(1), "fastgan: linear layer ", l,
+                      " expects (rows, ", layer.weight.size(1), ") input, got ", x.sizes());
+          p.weight = to_memory_order(layer.weight, p.in_order, 1);
+          y = (layer.bias.defined() && !layer.bias_folded) ? at::addmm(layer.bias, x, p.weight.t())
+                                                             : at::mm(x, p.weight.t());
+          break;
+        case LayerKind::Conv2d:
+          TORCH_CHECK(x.dim() == 4 && x.size(1) == layer.weight.size(1), "fastgan: conv2d layer ", l,
+                      " expects (rows, ", layer.weight.size(1), ", H, W) input, got ", x.sizes());
+          y = at::convolution(x, layer.weight, layer.bias_folded ? at::Tensor() : layer.bias, layer.stride,
+                              layer.padding, layer.dilation, false, {0, 0}, 1);
+          break;
+        case LayerKind::Act: {
+          if (x.dim() == 2) p.bias_order = p.in_order;
+          if (layer.act_bias.defined()) p.bias = to_memory_order(layer.act_bias, p.bias_order, 0);
+          y = layer.act_in_place() ? x : at::empty_like(x);
+          bias_act_into(y, 0, x, at::Tensor(), at::Tensor(), p.bias, 1, layer.act, false);
+          break;
+        }
+        case LayerKind::Flatten:
+          y = rows_of(x);
+          if (channels_last(x)) order = {x.size(1), x.size(2), x.size(3)};
+          break;
+        case LayerKind::AvgPool:
+          TORCH_CHECK(x.dim() == 4, "fastgan: avgpool layer ", l, " expects 4-D input, got ", x.sizes());
+          y = at::avg_pool2d(x, layer.kernel, layer.stride, layer.padding, layer.ceil_mode,
+                             layer.count_include_pad, c10::nullopt);
+          break;
+        case LayerKind::LayerNorm: {
+          const at::Tensor rows = rows_of(x);
+          const int64_t features = rows.size(1);
+          for (const at::Tensor* t : {&layer.weight, &layer.bias}) {
+            TORCH_CHECK(!t->defined() || t->numel() == features, "fastgan: layernorm layer ", l,
+                        " normalises ", t->numel(), " values, its input has ", features, " per sample");
+          }
+          p.ln_shape = {features};
+          if (layer.weight.defined()) p.weight = to_memory_order(layer.weight.reshape({-1}), p.in_order, 0);
+          if (layer.bias.defined()) p.bias = to_memory_order(layer.bias.reshape({-1}), p.in_order, 0);
+          auto [out, mean, rstd] = at::native_layer_norm(rows, p.ln_shape, p.weight, p.bias, layer.eps);
+          norms_[l] = {mean.view({-1, 1}), rstd.view({-1, 1})};
+          y = like_edge(out, x);
+          break;
+        }
+      }
+      if (layer.kind != LayerKind::Flatten && y.dim() != 2) order.clear();
+      if (layer.kind == LayerKind::Linear) order.clear();
+      H_[l + 1] = y;
+    }
+    TORCH_CHECK(H_[n].numel() == H_[n].size(0), "fastgan: the chain's output must be one value per sample, got ",
+                H_[n].sizes());
+  }
+
+  at::Tensor output() const { return H_.back().reshape({-1}); }
+
+  // Step 2: back-propagates `seed` (one value per row) to every edge; edge 0 only over
+  // the rows from `row0` on (the input gradients g), and not at all when row0 < 0.
+  at::Tensor backward_signal(const at::Tensor& seed, int64_t row0) {
+    const size_t n = L_.size();
+    E_.assign(n + 1, at::Tensor());
+    E_[n] = seed.view(H_[n].sizes());
+    // An activation with its own bias first: its bias gradient needs every row.
+    const bool full_first = L_[0].kind == LayerKind::Act && L_[0].bias.defined();
+    for (size_t l = n; l-- > 0;) {
+      const bool first = l == 0 && !full_first;
+      if (first && row0 < 0) break;
+      const int64_t r0 = first ? row0 : 0;
+      const int64_t rows = H_[l].size(0) - r0;
+      const at::Tensor e = E_[l + 1].narrow(0, r0, rows);
+      const at::Tensor x = H_[l].narrow(0, r0, rows);
+      E_[l] = input_gradient(l, e, x, r0, rows);
+    }
+    if (row0 < 0) return at::Tensor();
+    return full_first ? E_[0].narrow(0, row0, H_[0].size(0) - row0) : E_[0];
+  }
+
+  // Step 4 and the tangent-pass parts of step 5 (second-order injections, tangent
+  // weight gradients where the tangent has its own tensor). `u` lies in g's layout.
+  void tangent(const at::Tensor& u, int64_t row0, std::vector<at::Tensor>& grads, bool overwrite) {
+    const size_t n = L_.size();
+    const int64_t B = u.size(0);
+    T_.assign(n + 1, at::Tensor());
+    Q_.assign(n, at::Tensor());
+    overwrite_ = overwrite;
+    T_[0] = u;
+    for (size_t l = 0; l < n; ++l) {
+      const Layer& layer = L_[l];
+      const Prepared& p = prep_[l];
+      const at::Tensor& t = T_[l];
+      const at::Tensor x = H_[l].narrow(0, row0, B);
+      const at::Tensor tbar = E_[l + 1].narrow(0, row0, B);
+      at::Tensor y;
+      switch (layer.kind) {
+        case LayerKind::Linear:
+          y = at::mm(t, p.weight.t());
+          break;
+        case LayerKind::Conv2d:
+          y = at::convolution(t, layer.weight, at::Tensor(), layer.stride, layer.padding, layer.dilation, false,
+                              {0, 0}, 1);
+          break;
+        case LayerKind::Act: {
+          const at::Tensor ref = layer.act_in_place() ? H_[l + 1].narrow(0, row0, B) : x;
+          if (is_smooth(layer.act.act)) {
+            Q_[l] = at::empty_like(x);
+            bias_act_into(Q_[l], 2, x, tbar, t, p.bias, 1, layer.act, false);
+          }
+          y = overwrites(l + 1) ? H_[l + 1].narrow(0, row0, B) : at::empty_like(t);
+          bias_act_into(y, 1, ref, t, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
+          break;
+        }
+        case LayerKind::Flatten:
+          y = rows_of(t);
+          break;
+        case LayerKind::AvgPool:
+          y = at::avg_pool2d(t, layer.kernel, layer.stride, layer.padding, layer.ceil_mode,
+                             layer.count_include_pad, c10::nullopt);
+          break;
+        case LayerKind::LayerNorm: {
+          const at::Tensor xr = rows_of(x), tr = rows_of(t), br = rows_of(tbar);
+          const at::Tensor rstd = norms_[l].rstd.narrow(0, row0, B);
+          const at::Tensor xhat = normalized(xr, norms_[l], row0, B);
+          const at::Tensor jt = norm_tangent(xhat, rstd, tr);
+          Q_[l] = like_edge(norm_second_order(xhat, rstd, br, tr, p.weight).contiguous(), x);
+          if (layer.weight.defined()) add_grad(grads, layer.weight_index, (br * jt).sum(0), p.in_order);
+          y = like_edge((p.weight.defined() ? jt * p.weight : jt).contiguous(), x);
+          break;
+        }
+      }
+      if (layer.weighted() && !overwrite) add_weight_grad(l, tbar, t, grads);
+      if (overwrites(l + 1) && !same_memory(y, H_[l + 1].narrow(0, row0, B))) {
+        H_[l + 1].narrow(0, row0, B).copy_(y);
+        y = H_[l + 1].narrow(0, row0, B);
+      }
+      T_[l + 1] = y;
+    }
+  }
+
+  // Whether the tangent of edge k goes into H's interpolate rows: where it feeds a
+  // weighted layer and no layer needs H's interpolate rows later (no second order).
+  bool overwrites(size_t k) const { return overwrite_ && feeds_weighted(k); }
+
+  // Whether edge k is the input of a weighted layer, directly or through flattens.
+  bool feeds_weighted(size_t k) const {
+    for (size_t l = k; l < L_.size(); ++l) {
+      if (L_[l].weighted()) return true;
+      if (L_[l].kind != LayerKind::Flatten) return false;
+    }
+    return false;
+  }
+
+  // Step 5: the ordinary backward's weight gradients (rows [0, ordinary)), with the
+  // second-order adjoint hbar on the interpolate rows from row0 (B rows), top down.
+  void weight_gradients(int64_t ordinary, int64_t row0, int64_t B, std::vector<at::Tensor>& grads) {
+    const size_t n = L_.size();
+    bool hbar = false;  // whether E's interpolate rows at the current edge hold hbar
+    for (size_t l = n; l-- > 0;) {
+      const Layer& layer = L_[l];
+      const Prepared& p = prep_[l];
+      const int64_t rows = overwrite_ ? H_[l].size(0) : (hbar ? row0 + B : ordinary);
+      const int64_t bias_rows = hbar ? row0 + B : ordinary;
+      const at::Tensor& e = E_[l + 1];
+      if (layer.weighted()) {
+        add_weight_grad(l, e.narrow(0, 0, rows), H_[l].narrow(0, 0, rows), grads);
+        if (layer.bias.defined()) add_grad(grads, layer.bias_index, channel_sum(e.narrow(0, 0, bias_rows)), {});
+      } else if (layer.kind == LayerKind::LayerNorm && (layer.weight.defined() || layer.bias.defined())) {
+        const at::Tensor x = rows_of(H_[l].narrow(0, 0, bias_rows));
+        auto res = at::native_layer_norm_backward(
+            rows_of(e.narrow(0, 0, bias_rows)), x, p.ln_shape, norms_[l].mean.narrow(0, 0, bias_rows),
+            norms_[l].rstd.narrow(0, 0, bias_rows), p.weight, p.bias,
+            {false, layer.weight.defined(), layer.bias.defined()});
+        if (layer.weight.defined()) add_grad(grads, layer.weight_index, std::get<1>(res), p.in_order);
+        if (layer.bias.defined()) add_grad(grads, layer.bias_index, std::get<2>(res), p.in_order);
+      }
+      const bool own_bias = layer.kind == LayerKind::Act && layer.bias.defined();
+      if (row0 >= 0 && (l > 0 || own_bias)) {
+        // hbar at edge l: J^T hbar + q, into E's interpolate rows at edge l.
+        const at::Tensor x = H_[l].narrow(0, row0, B);
+        const at::Tensor target = E_[l].narrow(0, row0, B);
+        at::Tensor value;
+        if (hbar) value = input_gradient(l, e.narrow(0, row0, B), x, row0, B, /*hbar=*/true);
+        if (Q_[l].defined()) value = value.defined() ? value.add_(Q_[l]) : Q_[l];
+        if (value.defined() && !same_memory(value, target)) target.copy_(value);
+        hbar = hbar || Q_[l].defined();
+      }
+      if (own_bias) {
+        add_grad(grads, layer.bias_index, channel_sum(E_[l].narrow(0, 0, hbar ? row0 + B : ordinary)),
+                 p.bias_order);
+      }
+    }
+  }
+
+ private:
+  // The input gradient of layer l for output gradient e and input x (rows [r0, r0 + rows)).
+  // In place where the layer allows it. For hbar, the smooth activations' slopes.
+  at::Tensor input_gradient(size_t l, const at::Tensor& e, const at::Tensor& x, int64_t r0, int64_t rows,
+                            bool hbar = false) {
+    const Layer& layer = L_[l];
+    const Prepared& p = prep_[l];
+    switch (layer.kind) {
+      case LayerKind::Linear:
+        return at::mm(e, p.weight);
+      case LayerKind::Conv2d: {
+        auto res = at::convolution_backward(e, x, layer.weight, c10::nullopt, layer.stride, layer.padding,
+                                            layer.dilation, false, {0, 0}, 1, {true, false, false});
+        return std::get<0>(res);
+      }
+      case LayerKind::Act: {
+        // In place unless the activation's second-order injection still needs e (tbar).
+        const at::Tensor out = (is_smooth(layer.act.act) && !hbar) ? at::empty_like(e) : e;
+        const at::Tensor ref = layer.act_in_place() ? H_[l + 1].narrow(0, r0, rows) : x;
+        bias_act_into(out, 1, ref, e, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
+        return out;
+      }
+      case LayerKind::Flatten:
+        return like_edge(e, x);
+      case LayerKind::AvgPool:
+        return at::avg_pool2d_backward(e, x, layer.kernel, layer.stride, layer.padding, layer.ceil_mode,
+                                       layer.count_include_pad, c10::nullopt);
+      case LayerKind::LayerNorm: {
+        auto res = at::native_layer_norm_backward(rows_of(e), rows_of(x), p.ln_shape,
+                                                  norms_[l].mean.narrow(0, r0, rows),
+                                                  norms_[l].rstd.narrow(0, r0, rows), p.weight, p.bias,
+                                                  {true, false, false});
+        return like_edge(std::get<0>(res), x);
+      }
+    }
+    TORCH_CHECK(false, "fastgan: unreachable layer kind");
+  }
+
+  // grad W of a weighted layer += the product of output gradients e and inputs x.
+  void add_weight_grad(size_t l, const at::Tensor& e, const at::Tensor& x, std::vector<at::Tensor>& grads) {
+    const Layer& layer = L_[l];
+    if (layer.kind == LayerKind::Linear) {
+      add_grad(grads, layer.weight_index, at::mm(e.t(), x), prep_[l].in_order, 1);
+      return;
+    }
+    auto res = at::convolution_backward(e, x, layer.weight, c10::nullopt, layer.stride, layer.padding,
+                                        layer.dilation, false, {0, 0}, 1, {false, true, false});
+    add_grad(grads, layer.weight_index, std::get<1>(res), {});
+  }
+
+  static bool same_memory(const at::Tensor& a, const at::Tensor& b) {
+    return a.data_ptr() == b.data_ptr() && a.strides() == b.strides() && a.sizes() == b.sizes();
+  }
+
+  static at::Tensor channel_sum(const at::Tensor& e) {
+    return e.dim() == 4 ? e.sum({0, 2, 3}) : e.sum(0);
+  }
+
+  static void add_grad(std::vector<at::Tensor>& grads, int64_t index, const at::Tensor& g,
+                       const FeatureOrder& order, int64_t lead = 0) {
+    at::Tensor value = to_memory_order(g, order, lead, /*back=*/true);
+    at::Tensor& slot = grads[index];
+    if (!slot.defined()) {
+      slot = value;
+    } else {
+      slot.add_(value);
+    }
+  }
+
+  std::vector<Layer> L_;
+  bool overwrite_ = false;
+  std::vector<at::Tensor> H_, E_, T_, Q_;
+  std::vector<Prepared> prep_;
+  std::vector<NormRows> norms_;
+};
+
+void check_batch(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() >= 2, "fastgan: ", name, " must be (batch, features...), got shape ", t.sizes());
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
+                  (t.is_cuda() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16)),
+              "fastgan: ", name, " has unsupported dtype ", t.scalar_type());
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_step(
+    const at::Tensor& real, const at::Tensor& fake, const c10::optional<at::Tensor>& eps,
+    at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss_kind,
+    double lam, double center, bool one_sided, bool param_grads) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  check_batch(real, "real");
+  check_batch(fake, "fake");
+  TORCH_CHECK(real.sizes() == fake.sizes() && real.scalar_type() == fake.scalar_type() &&
+                  real.device() == fake.device(),
+              "fastgan: real and fake must match in shape, dtype and device");
+  TORCH_CHECK(loss_kind >= 0 && loss_kind <= 2, "fastgan: unknown chain loss ", loss_kind);
+  const auto loss = static_cast<ChainLoss>(loss_kind);
+  const int64_t B = real.size(0);
+  TORCH_CHECK(B > 0, "fastgan: empty batch");
+  const bool penalised = loss != ChainLoss::WGAN;
+  TORCH_CHECK(eps.has_value() == (loss == ChainLoss::WGANGP), "fastgan: eps is given with wgan-gp only");
+  const int64_t rows = penalised ? 3 * B : 2 * B, row0 = 2 * B;
+  const double inv_b = 1.0 / static_cast<double>(B);
+
+  // Step 1: X = [real; fake; x^] (x^ = real for R1), channels-last for image batches.
+  std::vector<int64_t> shape(real.sizes().begin(), real.sizes().end());
+  shape[0] = rows;
+  const at::Tensor X = at::empty(shape, real.options().memory_format(
+                                             real.dim() == 4 ? at::MemoryFormat::ChannelsLast
+                                                             : at::MemoryFormat::Contiguous));
+  X.narrow(0, 0, B).copy_(real);
+  X.narrow(0, B, B).copy_(fake);
+  if (loss == ChainLoss::WGANGP) {
+    TORCH_CHECK(eps->numel() == B, "fastgan: eps has ", eps->numel(), " elements for batch ", B);
+    std::vector<int64_t> eshape(real.dim(), 1);
+    eshape[0] = B;
+    at::Tensor x_hat = X.narrow(0, row0, B);
+    at::lerp_out(x_hat, fake, real, eps->reshape(eshape).to(real.options()));
+  } else if (loss == ChainLoss::R1) {
+    X.narrow(0, row0, B).copy_(real);
+  }
+  std::vector<Layer> layers = parse_layers(params, ints, floats, X);
+  bool second_order = false;
+  for (const Layer& layer : layers) second_order = second_order || layer.second_order();
+  Chain chain(std::move(layers));
+  chain.forward(X);
+
+  const at::Tensor D = chain.output();
+  const at::Tensor d_real = D.narrow(0, 0, B), d_fake = D.narrow(0, B, B);
+  const at::Tensor wasserstein = (d_real.sum() - d_fake.sum()) * inv_b;
+  at::Tensor seed = at::empty({rows}, X.options());
+  at::Tensor base_loss;
+  if (loss == ChainLoss::R1) {
+    // softplus(-D) for the reals, softplus(D) for the fakes: seeds -sigmoid(-D)/B, sigmoid(D)/B.
+    base_loss = (at::softplus(-d_real).sum() + at::softplus(d_fake).sum()) * inv_b;
+    seed.narrow(0, 0, B).copy_(at::sigmoid(-d_real)).mul_(-inv_b);
+    seed.narrow(0, B, B).copy_(at::sigmoid(d_fake)).mul_(inv_b);
+  } else {
+    base_loss = -wasserstein;
+    seed.narrow(0, 0, B).fill_(-inv_b);
+    seed.narrow(0, B, B).fill_(inv_b);
+  }
+  at::Tensor penalty = at::zeros({}, X.options());
+  if (!penalised && !param_grads) return {base_loss, wasserstein, penalty, {}};
+  if (penalised) seed.narrow(0, row0, B).fill_(1.0);
+
+  // Step 2, and step 3 on g = grad_x D over the interpolate (R1: real) rows.
+  const at::Tensor g = chain.backward_signal(seed, penalised ? row0 : -1);
+  at::Tensor u;
+  if (penalised) {
+    const bool overwrite_input = !second_order && chain.feeds_weighted(0);
+    const at::Tensor g_rows = rows_of(g.contiguous(X.suggest_memory_format()));
+    PenaltyArgs pen;
+    pen.g = g_rows;
+    pen.u = overwrite_input ? rows_of(X.narrow(0, row0, B)) : at::empty_like(g_rows);
+    pen.lam_over_batch = lam * inv_b;
+    pen.center = loss == ChainLoss::R1 ? 0.0 : center;
+    pen.one_sided = loss == ChainLoss::R1 ? false : one_sided;
+    penalty = fastgan::penalty(pen) * inv_b;
+    u = overwrite_input ? X.narrow(0, row0, B) : like_edge(pen.u, X.narrow(0, row0, B));
+  }
+  const at::Tensor total = base_loss + penalty * lam;
+  if (!param_grads) return {total, wasserstein, penalty, {}};
+
+  // Steps 4 and 5.
+  std::vector<at::Tensor> grads(params.size());
+  if (penalised) chain.tangent(u, row0, grads, !second_order);
+  chain.weight_gradients(2 * B, penalised ? row0 : -1, B, grads);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    grads[i] = grads[i].defined() ? grads[i].reshape(params[i].sizes()).contiguous()
+                                  : at::zeros_like(params[i]);
+  }
+  return {total, wasserstein, penalty, grads};
+}
+
+}  // namespace fastgan
