@@ -4,15 +4,15 @@
 // only) and its second-order injection q (zero for the linear kinds and the
 // piecewise-linear activations).
 //
-// Edge k is the input of layer k (edge 0 the stacked batch, edge L the output). Per edge
-// the step keeps H (the forward, all rows), E (the backward signal, all rows; edge 0 only
-// on the interpolate rows: g), T (the tangent, interpolate rows) and, where some layer has
-// a second-order injection, the second-order adjoint hbar, written into E's interpolate
-// rows once their tangent-pass uses are over. Weight gradients are one call per layer
-// over the rows [ordinary ; hbar] plus, where the tangent has its own tensor, one over
-// the tangent rows. Without any injection (convolutions and ReLU-like activations) the
-// tangent is written into H's interpolate rows wherever it feeds a weighted layer, and
-// each weight gradient is a single call over all rows, as in the MLP step.
+// Edge k is the input of layer k (edge 0 the stacked batch, edge L the output). The
+// forward keeps H (all rows) at every edge. The backward signal E walks down over all
+// rows, taking the parameter gradients of the ordinary (real and fake) rows on its way,
+// and leaves behind it only the interpolate rows of each edge (Hi, Ei): the tangent
+// pass (step 4) and the second-order pass read nothing else, so the peak memory is the
+// forward plus two signals, not the forward plus every signal. The tangent pass adds
+// each weighted layer's tangent-rows gradient (tbar x t) and records the second-order
+// injections q; a second-order pass (only where some layer has a q) walks the adjoint
+// hbar down from zero at the output and adds its gradients.
 //
 // Four-dimensional batches run in channels-last memory (faster convolutions on both
 // devices); a flatten of such a batch is then a view in (H, W, C) order, and the
@@ -43,9 +43,6 @@ struct Layer {
   bool weighted() const { return kind == LayerKind::Linear || kind == LayerKind::Conv2d; }
   // The activation's slope is read from its output, so it runs in place on its input.
   bool act_in_place() const { return kind == LayerKind::Act && slope_from_output(act); }
-  bool second_order() const {
-    return kind == LayerKind::LayerNorm || (kind == LayerKind::Act && is_smooth(act.act));
-  }
 };
 
 std::vector<Layer> parse_layers(at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats,
@@ -122,7 +119,12 @@ std::vector<Layer> parse_layers(at::TensorList params, at::IntArrayRef ints, at:
 }
 
 bool channels_last(const at::Tensor& t) {
-  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return t.dim() == 4 && t.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
+}
+
+// t in like's memory layout (the element loops walk all their operands in one order).
+at::Tensor as_layout(const at::Tensor& t, const at::Tensor& like) {
+  return t.strides() == like.strides() ? t : at::empty_like(like).copy_(t);
 }
 
 // The feature order of a 2-D edge made by flattening a channels-last batch: its
@@ -209,7 +211,12 @@ at::Tensor norm_second_order(const at::Tensor& xhat, const at::Tensor& rstd, con
 
 class Chain {
  public:
-  explicit Chain(std::vector<Layer> layers) : L_(std::move(layers)) {}
+  Chain(std::vector<Layer> layers, std::vector<at::Tensor>& grads) : L_(std::move(layers)), grads_(grads) {
+    for (const Layer& layer : L_) {
+      any_second_order_ = any_second_order_ || layer.kind == LayerKind::LayerNorm ||
+                          (layer.kind == LayerKind::Act && is_smooth(layer.act.act));
+    }
+  }
 
   // Step 1 over all rows of X.
   void forward(const at::Tensor& X) {
@@ -239,13 +246,12 @@ class Chain {
           y = at::convolution(x, layer.weight, layer.bias_folded ? at::Tensor() : layer.bias, layer.stride,
                               layer.padding, layer.dilation, false, {0, 0}, 1);
           break;
-        case LayerKind::Act: {
+        case LayerKind::Act:
           if (x.dim() == 2) p.bias_order = p.in_order;
           if (layer.act_bias.defined()) p.bias = to_memory_order(layer.act_bias, p.bias_order, 0);
           y = layer.act_in_place() ? x : at::empty_like(x);
           bias_act_into(y, 0, x, at::Tensor(), at::Tensor(), p.bias, 1, layer.act, false);
           break;
-        }
         case LayerKind::Flatten:
           y = rows_of(x);
           if (channels_last(x)) order = {x.size(1), x.size(2), x.size(3)};
@@ -271,8 +277,7 @@ class Chain {
           break;
         }
       }
-      if (layer.kind != LayerKind::Flatten && y.dim() != 2) order.clear();
-      if (layer.kind == LayerKind::Linear) order.clear();
+      if ((layer.kind != LayerKind::Flatten && y.dim() != 2) || layer.kind == LayerKind::Linear) order.clear();
       H_[l + 1] = y;
     }
     TORCH_CHECK(H_[n].numel() == H_[n].size(0), "fastgan: the chain's output must be one value per sample, got ",
@@ -281,59 +286,74 @@ class Chain {
 
   at::Tensor output() const { return H_.back().reshape({-1}); }
 
-  // Step 2: back-propagates `seed` (one value per row) to every edge; edge 0 only over
-  // the rows from `row0` on (the input gradients g), and not at all when row0 < 0.
-  at::Tensor backward_signal(const at::Tensor& seed, int64_t row0) {
+  // Step 2: back-propagates `seed` (one value per row) to every edge, and, with
+  // param_grads, takes the ordinary rows' (the first `ordinary`) parameter gradients on
+  // the way. Edge 0 is reached over the interpolate rows only (B rows from row0; none
+  // when row0 < 0). Behind the signal, every edge keeps only its interpolate rows: Hi
+  // (the forward) and Ei (the signal), which the later passes read. Returns g.
+  at::Tensor backward_signal(const at::Tensor& seed, int64_t ordinary, int64_t row0, int64_t B, bool param_grads) {
     const size_t n = L_.size();
-    E_.assign(n + 1, at::Tensor());
-    E_[n] = seed.view(H_[n].sizes());
+    const bool penalised = row0 >= 0;
+    std::vector<at::Tensor> E(n + 1);
+    Hi_.assign(n + 1, at::Tensor());
+    Ei_.assign(n + 1, at::Tensor());
+    E[n] = seed.view(H_[n].sizes());
     // An activation with its own bias first: its bias gradient needs every row.
     const bool full_first = L_[0].kind == LayerKind::Act && L_[0].bias.defined();
+    at::Tensor g;
     for (size_t l = n; l-- > 0;) {
-      const bool first = l == 0 && !full_first;
-      if (first && row0 < 0) break;
-      const int64_t r0 = first ? row0 : 0;
-      const int64_t rows = H_[l].size(0) - r0;
-      const at::Tensor e = E_[l + 1].narrow(0, r0, rows);
-      const at::Tensor x = H_[l].narrow(0, r0, rows);
-      E_[l] = input_gradient(l, e, x, r0, rows);
+      const Layer& layer = L_[l];
+      const bool interp_only = l == 0 && !full_first;
+      if (!layer.act_in_place()) release(l + 1, row0, B);  // only an in-place activation reads its output
+      if (!(interp_only && !penalised)) {
+        const int64_t r0 = interp_only ? row0 : 0;
+        const int64_t rows = H_[l].size(0) - r0;
+        E[l] = input_gradient(l, E[l + 1].narrow(0, r0, rows), H_[l].narrow(0, r0, rows), r0, rows, false);
+      }
+      if (param_grads) ordinary_gradients(l, E[l + 1], E[l], ordinary, B);
+      release(l + 1, row0, B);
+      if (penalised && reads_signal(l + 1)) Ei_[l + 1] = keep_rows(E[l + 1], row0, B);
+      E[l + 1] = at::Tensor();
     }
-    if (row0 < 0) return at::Tensor();
-    return full_first ? E_[0].narrow(0, row0, H_[0].size(0) - row0) : E_[0];
+    if (!penalised) return at::Tensor();
+    release(0, row0, B);
+    g = full_first ? keep_rows(E[0], row0, B) : E[0];
+    Ei_[0] = g;
+    return g;
   }
 
-  // Step 4 and the tangent-pass parts of step 5 (second-order injections, tangent
-  // weight gradients where the tangent has its own tensor). `u` lies in g's layout.
-  void tangent(const at::Tensor& u, int64_t row0, std::vector<at::Tensor>& grads, bool overwrite) {
+  // Step 4: the tangent t of the interpolate rows (t_0 = u, in g's layout) through every
+  // layer, with the tangent rows' weight gradients (tbar x t) and the second-order
+  // injections q where a layer has them.
+  void tangent(const at::Tensor& u) {
     const size_t n = L_.size();
-    const int64_t B = u.size(0);
-    T_.assign(n + 1, at::Tensor());
     Q_.assign(n, at::Tensor());
-    overwrite_ = overwrite;
-    T_[0] = u;
+    at::Tensor t = u;
     for (size_t l = 0; l < n; ++l) {
       const Layer& layer = L_[l];
       const Prepared& p = prep_[l];
-      const at::Tensor& t = T_[l];
-      const at::Tensor x = H_[l].narrow(0, row0, B);
-      const at::Tensor tbar = E_[l + 1].narrow(0, row0, B);
+      const at::Tensor& x = Hi_[l];
+      const at::Tensor& tbar = Ei_[l + 1];
       at::Tensor y;
       switch (layer.kind) {
         case LayerKind::Linear:
+          add_weight_grad(l, tbar, t);
           y = at::mm(t, p.weight.t());
           break;
         case LayerKind::Conv2d:
+          add_weight_grad(l, tbar, t);
           y = at::convolution(t, layer.weight, at::Tensor(), layer.stride, layer.padding, layer.dilation, false,
                               {0, 0}, 1);
           break;
         case LayerKind::Act: {
-          const at::Tensor ref = layer.act_in_place() ? H_[l + 1].narrow(0, row0, B) : x;
+          const at::Tensor ref = layer.act_in_place() ? Hi_[l + 1] : x;
+          const at::Tensor tt = as_layout(t, ref);
           if (is_smooth(layer.act.act)) {
             Q_[l] = at::empty_like(x);
-            bias_act_into(Q_[l], 2, x, tbar, t, p.bias, 1, layer.act, false);
+            bias_act_into(Q_[l], 2, x, as_layout(tbar, x), tt, p.bias, 1, layer.act, false);
           }
-          y = overwrites(l + 1) ? H_[l + 1].narrow(0, row0, B) : at::empty_like(t);
-          bias_act_into(y, 1, ref, t, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
+          y = tt;  // in place: each tangent is read by the next layer only
+          bias_act_into(y, 1, ref, tt, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
           break;
         }
         case LayerKind::Flatten:
@@ -344,84 +364,86 @@ class Chain {
                              layer.count_include_pad, c10::nullopt);
           break;
         case LayerKind::LayerNorm: {
-          const at::Tensor xr = rows_of(x), tr = rows_of(t), br = rows_of(tbar);
-          const at::Tensor rstd = norms_[l].rstd.narrow(0, row0, B);
-          const at::Tensor xhat = normalized(xr, norms_[l], row0, B);
+          const int64_t B = x.size(0);
+          const at::Tensor xr = rows_of(x), tr = rows_of(as_layout(t, x)), br = rows_of(as_layout(tbar, x));
+          const at::Tensor rstd = norms_[l].rstd.narrow(0, row0_, B);
+          const at::Tensor xhat = normalized(xr, norms_[l], row0_, B);
           const at::Tensor jt = norm_tangent(xhat, rstd, tr);
           Q_[l] = like_edge(norm_second_order(xhat, rstd, br, tr, p.weight).contiguous(), x);
-          if (layer.weight.defined()) add_grad(grads, layer.weight_index, (br * jt).sum(0), p.in_order);
+          if (layer.weight.defined()) add_grad(layer.weight_index, (br * jt).sum(0), p.in_order);
           y = like_edge((p.weight.defined() ? jt * p.weight : jt).contiguous(), x);
           break;
         }
       }
-      if (layer.weighted() && !overwrite) add_weight_grad(l, tbar, t, grads);
-      if (overwrites(l + 1) && !same_memory(y, H_[l + 1].narrow(0, row0, B))) {
-        H_[l + 1].narrow(0, row0, B).copy_(y);
-        y = H_[l + 1].narrow(0, row0, B);
-      }
-      T_[l + 1] = y;
+      t = y;
     }
   }
 
-  // Whether the tangent of edge k goes into H's interpolate rows: where it feeds a
-  // weighted layer and no layer needs H's interpolate rows later (no second order).
-  bool overwrites(size_t k) const { return overwrite_ && feeds_weighted(k); }
-
-  // Whether edge k is the input of a weighted layer, directly or through flattens.
-  bool feeds_weighted(size_t k) const {
-    for (size_t l = k; l < L_.size(); ++l) {
-      if (L_[l].weighted()) return true;
-      if (L_[l].kind != LayerKind::Flatten) return false;
-    }
-    return false;
-  }
-
-  // Step 5: the ordinary backward's weight gradients (rows [0, ordinary)), with the
-  // second-order adjoint hbar on the interpolate rows from row0 (B rows), top down.
-  void weight_gradients(int64_t ordinary, int64_t row0, int64_t B, std::vector<at::Tensor>& grads) {
-    const size_t n = L_.size();
-    bool hbar = false;  // whether E's interpolate rows at the current edge hold hbar
-    for (size_t l = n; l-- > 0;) {
+  // Step 5's second-order part: hbar, the interpolate rows' adjoint of the primal,
+  // from 0 at the output down, q injected at each layer that has one, into the
+  // parameter gradients (a layer's weights see hbar at its output and the forward at
+  // its input; biases see hbar alone). Nothing to do without a second-order layer.
+  void second_order_gradients() {
+    at::Tensor hbar;  // at the output of the current layer; undefined: zero
+    for (size_t l = L_.size(); l-- > 0;) {
       const Layer& layer = L_[l];
       const Prepared& p = prep_[l];
-      const int64_t rows = overwrite_ ? H_[l].size(0) : (hbar ? row0 + B : ordinary);
-      const int64_t bias_rows = hbar ? row0 + B : ordinary;
-      const at::Tensor& e = E_[l + 1];
-      if (layer.weighted()) {
-        add_weight_grad(l, e.narrow(0, 0, rows), H_[l].narrow(0, 0, rows), grads);
-        if (layer.bias.defined()) add_grad(grads, layer.bias_index, channel_sum(e.narrow(0, 0, bias_rows)), {});
-      } else if (layer.kind == LayerKind::LayerNorm && (layer.weight.defined() || layer.bias.defined())) {
-        const at::Tensor x = rows_of(H_[l].narrow(0, 0, bias_rows));
-        auto res = at::native_layer_norm_backward(
-            rows_of(e.narrow(0, 0, bias_rows)), x, p.ln_shape, norms_[l].mean.narrow(0, 0, bias_rows),
-            norms_[l].rstd.narrow(0, 0, bias_rows), p.weight, p.bias,
-            {false, layer.weight.defined(), layer.bias.defined()});
-        if (layer.weight.defined()) add_grad(grads, layer.weight_index, std::get<1>(res), p.in_order);
-        if (layer.bias.defined()) add_grad(grads, layer.bias_index, std::get<2>(res), p.in_order);
+      if (hbar.defined()) {
+        if (layer.weighted()) {
+          add_weight_grad(l, hbar, Hi_[l]);
+          if (layer.bias.defined()) add_grad(layer.bias_index, channel_sum(hbar), {});
+        } else if (layer.kind == LayerKind::LayerNorm) {
+          norm_param_grads(l, hbar, Hi_[l], row0_);
+        }
       }
       const bool own_bias = layer.kind == LayerKind::Act && layer.bias.defined();
-      if (row0 >= 0 && (l > 0 || own_bias)) {
-        // hbar at edge l: J^T hbar + q, into E's interpolate rows at edge l.
-        const at::Tensor x = H_[l].narrow(0, row0, B);
-        const at::Tensor target = E_[l].narrow(0, row0, B);
-        at::Tensor value;
-        if (hbar) value = input_gradient(l, e.narrow(0, row0, B), x, row0, B, /*hbar=*/true);
-        if (Q_[l].defined()) value = value.defined() ? value.add_(Q_[l]) : Q_[l];
-        if (value.defined() && !same_memory(value, target)) target.copy_(value);
-        hbar = hbar || Q_[l].defined();
-      }
-      if (own_bias) {
-        add_grad(grads, layer.bias_index, channel_sum(E_[l].narrow(0, 0, hbar ? row0 + B : ordinary)),
-                 p.bias_order);
-      }
+      if (l == 0 && !own_bias) break;
+      if (hbar.defined()) hbar = input_gradient(l, hbar, Hi_[l], row0_, Hi_[l].size(0), true);
+      if (Q_[l].defined()) hbar = hbar.defined() ? hbar.add_(Q_[l]) : Q_[l];
+      if (own_bias && hbar.defined()) add_grad(layer.bias_index, channel_sum(hbar), p.bias_order);
     }
   }
 
+  void set_row0(int64_t row0) { row0_ = row0; }
+
  private:
+  // The parameter gradients of layer l from the ordinary rows [0, ordinary): e_out is the
+  // signal at its output, e_in at its input (all rows).
+  void ordinary_gradients(size_t l, const at::Tensor& e_out, const at::Tensor& e_in, int64_t ordinary, int64_t B) {
+    const Layer& layer = L_[l];
+    const Prepared& p = prep_[l];
+    if (layer.weighted()) {
+      add_weight_grad(l, e_out.narrow(0, 0, ordinary), H_[l].narrow(0, 0, ordinary));
+      if (layer.bias.defined()) add_grad(layer.bias_index, block_sum(e_out, ordinary, B), {});
+    } else if (layer.kind == LayerKind::LayerNorm && (layer.weight.defined() || layer.bias.defined())) {
+      // block by block of B rows, so that equal and opposite real and fake terms cancel exactly
+      for (int64_t r = 0; r < ordinary; r += B) {
+        norm_param_grads(l, e_out.narrow(0, r, B), H_[l].narrow(0, r, B), r);
+      }
+    } else if (layer.kind == LayerKind::Act && layer.bias.defined()) {
+      add_grad(layer.bias_index, block_sum(e_in, ordinary, B), p.bias_order);
+    }
+  }
+
+  // LayerNorm l's weight and bias gradients from output signal e at inputs x (rows from r0).
+  void norm_param_grads(size_t l, const at::Tensor& e, const at::Tensor& x, int64_t r0) {
+    const Layer& layer = L_[l];
+    const Prepared& p = prep_[l];
+    if (!layer.weight.defined() && !layer.bias.defined()) return;
+    const int64_t rows = x.size(0);
+    auto res = at::native_layer_norm_backward(rows_of(as_layout(e, x)), rows_of(x), p.ln_shape,
+                                              norms_[l].mean.narrow(0, r0, rows),
+                                              norms_[l].rstd.narrow(0, r0, rows), p.weight, p.bias,
+                                              {false, layer.weight.defined(), layer.bias.defined()});
+    if (layer.weight.defined()) add_grad(layer.weight_index, std::get<1>(res), p.in_order);
+    if (layer.bias.defined()) add_grad(layer.bias_index, std::get<2>(res), p.in_order);
+  }
+
   // The input gradient of layer l for output gradient e and input x (rows [r0, r0 + rows)).
-  // In place where the layer allows it. For hbar, the smooth activations' slopes.
+  // Piecewise-linear activations work in place on e; smooth ones only where e is not
+  // needed later (the second-order pass's own hbar).
   at::Tensor input_gradient(size_t l, const at::Tensor& e, const at::Tensor& x, int64_t r0, int64_t rows,
-                            bool hbar = false) {
+                            bool hbar) {
     const Layer& layer = L_[l];
     const Prepared& p = prep_[l];
     switch (layer.kind) {
@@ -433,10 +455,10 @@ class Chain {
         return std::get<0>(res);
       }
       case LayerKind::Act: {
-        // In place unless the activation's second-order injection still needs e (tbar).
-        const at::Tensor out = (is_smooth(layer.act.act) && !hbar) ? at::empty_like(e) : e;
-        const at::Tensor ref = layer.act_in_place() ? H_[l + 1].narrow(0, r0, rows) : x;
-        bias_act_into(out, 1, ref, e, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
+        const at::Tensor ref = layer.act_in_place() ? (hbar ? Hi_[l + 1] : H_[l + 1].narrow(0, r0, rows)) : x;
+        const at::Tensor ee = as_layout(e, ref);
+        const at::Tensor out = (is_smooth(layer.act.act) && !hbar) ? at::empty_like(ref) : ee;
+        bias_act_into(out, 1, ref, ee, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
         return out;
       }
       case LayerKind::Flatten:
@@ -445,7 +467,7 @@ class Chain {
         return at::avg_pool2d_backward(e, x, layer.kernel, layer.stride, layer.padding, layer.ceil_mode,
                                        layer.count_include_pad, c10::nullopt);
       case LayerKind::LayerNorm: {
-        auto res = at::native_layer_norm_backward(rows_of(e), rows_of(x), p.ln_shape,
+        auto res = at::native_layer_norm_backward(rows_of(as_layout(e, x)), rows_of(x), p.ln_shape,
                                                   norms_[l].mean.narrow(0, r0, rows),
                                                   norms_[l].rstd.narrow(0, r0, rows), p.weight, p.bias,
                                                   {true, false, false});
@@ -456,29 +478,63 @@ class Chain {
   }
 
   // grad W of a weighted layer += the product of output gradients e and inputs x.
-  void add_weight_grad(size_t l, const at::Tensor& e, const at::Tensor& x, std::vector<at::Tensor>& grads) {
+  void add_weight_grad(size_t l, const at::Tensor& e, const at::Tensor& x) {
     const Layer& layer = L_[l];
     if (layer.kind == LayerKind::Linear) {
-      add_grad(grads, layer.weight_index, at::mm(e.t(), x), prep_[l].in_order, 1);
+      add_grad(layer.weight_index, at::mm(e.t(), x), prep_[l].in_order, 1);
       return;
     }
-    auto res = at::convolution_backward(e, x, layer.weight, c10::nullopt, layer.stride, layer.padding,
-                                        layer.dilation, false, {0, 0}, 1, {false, true, false});
-    add_grad(grads, layer.weight_index, std::get<1>(res), {});
+    auto res = at::convolution_backward(e, x.contiguous(e.suggest_memory_format()), layer.weight, c10::nullopt, layer.stride,
+                                        layer.padding, layer.dilation, false, {0, 0}, 1, {false, true, false});
+    add_grad(layer.weight_index, std::get<1>(res), {});
   }
 
-  static bool same_memory(const at::Tensor& a, const at::Tensor& b) {
-    return a.data_ptr() == b.data_ptr() && a.strides() == b.strides() && a.sizes() == b.sizes();
+  // Edge k's forward is behind the signal: keep its interpolate rows (row0 >= 0), free the rest.
+  void release(size_t k, int64_t row0, int64_t B) {
+    if (!H_[k].defined()) return;
+    if (row0 >= 0 && reads_forward(k)) Hi_[k] = keep_rows(H_[k], row0, B);
+    H_[k] = at::Tensor();
+  }
+
+  // Whether a later pass reads edge k's forward on the interpolate rows: an activation
+  // that is not in place (its input), one that is (its output), and every layer of a
+  // chain with second-order injections (the hbar pass).
+  bool reads_forward(size_t k) const {
+    if (any_second_order_) return true;
+    const bool act_input = k < L_.size() && L_[k].kind == LayerKind::Act && !L_[k].act_in_place();
+    return act_input || (k > 0 && L_[k - 1].act_in_place());
+  }
+
+  // Whether a later pass reads edge k's signal on the interpolate rows (tbar): the output
+  // of a weighted layer (its tangent-rows gradient), of a smooth activation or a
+  // LayerNorm (their q).
+  bool reads_signal(size_t k) const {
+    if (k == 0) return false;
+    const Layer& layer = L_[k - 1];
+    return layer.weighted() || layer.kind == LayerKind::LayerNorm ||
+           (layer.kind == LayerKind::Act && is_smooth(layer.act.act));
+  }
+
+  // Rows [row0, row0 + B) of t, as a tensor of their own in t's layout.
+  static at::Tensor keep_rows(const at::Tensor& t, int64_t row0, int64_t B) {
+    return t.narrow(0, row0, B).clone(at::MemoryFormat::Preserve);
   }
 
   static at::Tensor channel_sum(const at::Tensor& e) {
     return e.dim() == 4 ? e.sum({0, 2, 3}) : e.sum(0);
   }
 
-  static void add_grad(std::vector<at::Tensor>& grads, int64_t index, const at::Tensor& g,
-                       const FeatureOrder& order, int64_t lead = 0) {
+  // The channel sums of rows [0, rows), block by block of `block` rows (the real and
+  // fake rows): equal and opposite real and fake seeds then cancel exactly.
+  static at::Tensor block_sum(const at::Tensor& e, int64_t rows, int64_t block) {
+    at::Tensor total = channel_sum(e.narrow(0, 0, std::min(block, rows)));
+    for (int64_t r = block; r < rows; r += block) total.add_(channel_sum(e.narrow(0, r, std::min(block, rows - r))));
+    return total;
+  }
+
+  void add_grad(int64_t index, const at::Tensor& g, const FeatureOrder& order, int64_t lead = 0) {
     at::Tensor value = to_memory_order(g, order, lead, /*back=*/true);
-    at::Tensor& slot = grads[index];
+    at::Tensor& slot = grads_[index];
     if (!slot.defined()) {
       slot = value;
     } else {
@@ -487,8 +543,10 @@ class Chain {
   }
 
   std::vector<Layer> L_;
-  bool overwrite_ = false;
-  std::vector<at::Tensor> H_, E_, T_, Q_;
+  std::vector<at::Tensor>& grads_;
+  bool any_second_order_ = false;
+  int64_t row0_ = 0;
+  std::vector<at::Tensor> H_, Hi_, Ei_, Q_;
   std::vector<Prepared> prep_;
   std::vector<NormRows> norms_;
 };
@@ -539,9 +597,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
     X.narrow(0, row0, B).copy_(real);
   }
   std::vector<Layer> layers = parse_layers(params, ints, floats, X);
-  bool second_order = false;
-  for (const Layer& layer : layers) second_order = second_order || layer.second_order();
-  Chain chain(std::move(layers));
+  std::vector<at::Tensor> grads(params.size());
+  Chain chain(std::move(layers), grads);
+  chain.set_row0(row0);
   chain.forward(X);
 
   const at::Tensor D = chain.output();
@@ -563,33 +621,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
   if (!penalised && !param_grads) return {base_loss, wasserstein, penalty, {}};
   if (penalised) seed.narrow(0, row0, B).fill_(1.0);
 
-  // Step 2, and step 3 on g = grad_x D over the interpolate (R1: real) rows.
-  const at::Tensor g = chain.backward_signal(seed, penalised ? row0 : -1);
-  at::Tensor u;
+  // Step 2 (with the ordinary rows' gradients), and step 3 on g = grad_x D over the
+  // interpolate (R1: real) rows.
+  const at::Tensor g = chain.backward_signal(seed, 2 * B, penalised ? row0 : -1, B, param_grads);
   if (penalised) {
-    const bool overwrite_input = !second_order && chain.feeds_weighted(0);
-    const at::Tensor g_rows = rows_of(g.contiguous(X.suggest_memory_format()));
+    const at::Tensor g_rows = rows_of(g);
     PenaltyArgs pen;
-    pen.g = g_rows;
-    pen.u = overwrite_input ? rows_of(X.narrow(0, row0, B)) : at::empty_like(g_rows);
+    pen.g = g_rows.is_contiguous() ? g_rows : g_rows.contiguous();
+    pen.u = at::empty_like(pen.g);
     pen.lam_over_batch = lam * inv_b;
     pen.center = loss == ChainLoss::R1 ? 0.0 : center;
     pen.one_sided = loss == ChainLoss::R1 ? false : one_sided;
     penalty = fastgan::penalty(pen) * inv_b;
-    u = overwrite_input ? X.narrow(0, row0, B) : like_edge(pen.u, X.narrow(0, row0, B));
+    const at::Tensor total = base_loss + penalty * lam;
+    if (!param_grads) return {total, wasserstein, penalty, {}};
+    // Steps 4 and 5's second-order part.
+    chain.tangent(like_edge(pen.u, g));
+    chain.second_order_gradients();
+    base_loss = total;
   }
-  const at::Tensor total = base_loss + penalty * lam;
-  if (!param_grads) return {total, wasserstein, penalty, {}};
-
-  // Steps 4 and 5.
-  std::vector<at::Tensor> grads(params.size());
-  if (penalised) chain.tangent(u, row0, grads, !second_order);
-  chain.weight_gradients(2 * B, penalised ? row0 : -1, B, grads);
   for (size_t i = 0; i < grads.size(); ++i) {
     grads[i] = grads[i].defined() ? grads[i].reshape(params[i].sizes()).contiguous()
                                   : at::zeros_like(params[i]);
   }
-  return {total, wasserstein, penalty, grads};
+  return {base_loss, wasserstein, penalty, grads};
 }
 
 }  // namespace fastgan

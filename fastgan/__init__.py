@@ -3,6 +3,8 @@
 Public API of this version:
 
 * :class:`FusedMLPCritic`, whose ``wgan_gp_loss`` is the fused WGAN-GP critic step;
+* :class:`FusedCritic` (``FusedCritic.from_sequential(seq)``): the fused WGAN, WGAN-GP
+  and R1 steps of convolutional and MLP critics written as a chain of layers;
 * input checks that read data (NaN/inf): :func:`set_checks` / :func:`use_checks`
   (``eager``, ``deferred``, ``off``), :func:`report_checks`, :class:`NonFiniteError`;
 * backend selection: :func:`set_backend`, :func:`use_backend`, :func:`get_backend`,
@@ -24,7 +26,7 @@ from fastgan.backends import (
 from fastgan._checks import NonFiniteError, get_checks, report_checks, set_checks, use_checks
 from fastgan._extension import ExtensionNotBuiltError
 from fastgan.verify import doctor
-from fastgan.nn import FusedMLPCritic
+from fastgan.nn import FusedCritic, FusedMLPCritic
 from fastgan.ops.critic import CriticLoss
 from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import dragan_penalty, gradient_penalty, r1_penalty
@@ -34,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "ClippedRMSprop", "ConfigError", "ConfigTypeError", "CriticLoss",
-    "ExtensionNotBuiltError", "FusedMLPCritic", "NonFiniteError", "TrainConfig", "Trainer",
+    "ExtensionNotBuiltError", "FusedCritic", "FusedMLPCritic", "NonFiniteError", "TrainConfig", "Trainer",
     "available_backends", "doctor", "dragan_penalty", "get_backend", "get_checks", "gradient_penalty",
     "r1_penalty", "report_checks", "set_backend", "set_checks", "use_backend", "use_checks", "__version__",
 ]

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastgan.ops.bias_act import bias_act
+from fastgan.ops.chain import chain_loss, chain_spec
 from fastgan.ops.critic import ACTIVATIONS, CriticLoss, critic_loss, mlp_critic
 
 Tensor = torch.Tensor
@@ -159,6 +160,63 @@ class FusedMLPCritic(nn.Sequential):
         return f"activation={self.activation!r}"
 
 
+class ChainCritic:
+    """The fused losses of a critic that is a chain of layers (:mod:`fastgan.ops.chain`):
+    each computes the loss and every parameter gradient in one pass, with no
+    ``create_graph``; ``loss.backward()`` accumulates the gradients into ``.grad``.
+    Subclasses give their layers in order by :meth:`chain_layers`."""
+
+    def chain_layers(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def wgan_gp_loss(self, real: Tensor, fake: Tensor, lam: float = 10.0, eps: Tensor | None = None,
+                     center: float = 1.0, one_sided: bool = False) -> CriticLoss:
+        """The WGAN-GP critic loss (Gulrajani et al. 2017), fused:
+        ``mean D(fake) - mean D(real) + lam * mean phi(||grad D(x^)||)`` with
+        ``x^ = eps real + (1 - eps) fake`` (``eps`` one per sample, drawn when omitted) and
+        ``phi(n) = (n - center)^2``, or ``max(0, n - center)^2`` when ``one_sided``."""
+        return chain_loss(self.chain_layers(), real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center,
+                          one_sided=one_sided)
+
+    def wgan_loss(self, real: Tensor, fake: Tensor) -> CriticLoss:
+        """The WGAN critic loss ``mean D(fake) - mean D(real)`` (for weight clipping), fused."""
+        return chain_loss(self.chain_layers(), real, fake, loss="wgan")
+
+    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0) -> CriticLoss:
+        """The non-saturating logistic loss with the R1 penalty on the reals (the StyleGAN
+        recipe), fused: ``mean softplus(D(fake)) + mean softplus(-D(real)) +
+        gamma / 2 * mean ||grad D(real)||^2``. ``penalty`` is the mean squared norm."""
+        gamma = float(gamma)
+        if not gamma >= 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        return chain_loss(self.chain_layers(), real, fake, loss="r1", lam=gamma / 2)
+
+
+class FusedCritic(ChainCritic, nn.Sequential):
+    """A critic written as an ``nn.Sequential`` of the chain's layers (Conv2d, Linear,
+    activations, Flatten, AvgPool2d, LayerNorm, fastgan's BiasAct/FusedConv2d/
+    FusedLinear; see :mod:`fastgan.ops.chain`), whose losses run the fused chain step.
+
+    Its ``forward`` is the Sequential's (differentiable twice), its parameters and
+    ``state_dict`` are the Sequential's. Build it from layers, or convert a critic
+    with :meth:`from_sequential`.
+    """
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        chain_spec(list(self))  # an unsupported layer fails here, by name
+
+    def chain_layers(self) -> list[nn.Module]:
+        return list(self)
+
+    @classmethod
+    def from_sequential(cls, seq: nn.Sequential) -> "FusedCritic":
+        """A FusedCritic holding the modules of ``seq`` themselves (no copy): the same
+        parameters, ``state_dict`` and device. Raises naming the first layer the chain
+        cannot run; such critics take :func:`fastgan.gradient_penalty` instead."""
+        return cls(*_sequential_layers(seq, "FusedCritic.from_sequential"))
+
+
 class BiasAct(nn.Module):
     """A learned bias followed by an activation, fused: ``bias_act(x, self.bias, act)``.
 
@@ -218,11 +276,12 @@ class FusedConv2d(nn.Conv2d):
         return f"{super().extra_repr()}, act={self.act!r}"
 
 
-class DCGANCritic(nn.Module):
+class DCGANCritic(ChainCritic, nn.Module):
     """A DCGAN-style convolutional critic for square images of 8 to 64 pixels, built from
     FusedConv2d: stride-2 4x4 convolutions with leaky ReLU, doubling the channels down
     to 4x4, then a linear output. No BatchNorm (WGAN-GP's penalty is per sample);
-    ``layer_norm=True`` normalises each block's features per sample instead.
+    ``layer_norm=True`` normalises each block's features per sample instead. Its
+    ``wgan_gp_loss``, ``wgan_loss`` and ``r1_loss`` run the fused chain step.
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64,
@@ -242,6 +301,9 @@ class DCGANCritic(nn.Module):
             c_in, c_out = c_out, c_out * 2
         self.features = nn.Sequential(*blocks)
         self.out = nn.Linear(c_in * 4 * 4, 1, device=device, dtype=dtype)
+
+    def chain_layers(self) -> list[nn.Module]:
+        return [*self.features, nn.Flatten(), self.out]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.features(x).flatten(1))

@@ -114,22 +114,26 @@ class CriticObjective(torch.nn.Module):
         loss, w, penalty = step(real, fake, eps=eps, lam=10.0)
         loss.backward()                    # gradients averaged over the ranks by DDP
 
-    A :class:`~fastgan.FusedMLPCritic` takes its fused step (no double backward at all);
-    any other critic takes its two forwards and :func:`fastgan.gradient_penalty` with
-    ``method`` (``"jvp"`` under DDP, which cannot run a double backward). The GAN
+    A :class:`~fastgan.FusedMLPCritic` or a chain critic (:class:`~fastgan.FusedCritic`,
+    :class:`~fastgan.nn.DCGANCritic`) takes its fused step (no double backward at all)
+    unless ``fused=False``; any other critic takes its two forwards and
+    :func:`fastgan.gradient_penalty` with ``method`` (``"jvp"`` under DDP, which cannot
+    run a double backward). The GAN
     objectives add ``sigma``'s instance noise. Critic outputs are float32 before the
     losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
     """
 
-    def __init__(self, critic: torch.nn.Module, objective: str, method: str = "auto", scaler=None):
+    def __init__(self, critic: torch.nn.Module, objective: str, method: str = "auto", scaler=None,
+                 fused: bool = True):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
         self.critic, self.objective, self.method, self.scaler = critic, objective, method, scaler
+        self.fused = fused
 
     def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
                 sigma: float = 0.0):
-        from fastgan.nn import FusedMLPCritic
+        from fastgan.nn import ChainCritic, FusedMLPCritic
         from fastgan.penalties import gradient_penalty
         from fastgan.profiling import span
 
@@ -138,7 +142,7 @@ class CriticObjective(torch.nn.Module):
             d_real = critic(instance_noise(real, sigma)).float()
             d_fake = critic(instance_noise(fake, sigma)).float()
             return critic_gan_loss(d_real, d_fake), (d_real.mean() - d_fake.mean()).detach(), None
-        if isinstance(critic, FusedMLPCritic):  # one fused pass, penalty included
+        if self.fused and isinstance(critic, (FusedMLPCritic, ChainCritic)):  # one fused pass, penalty included
             out = critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam else critic.wgan_loss(real, fake)
             return out.loss, out.wasserstein, out.penalty if lam else None
         loss = critic_wgan_loss(critic(real).float(), critic(fake).float())

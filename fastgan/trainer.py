@@ -46,7 +46,7 @@ class ConfigTypeError(ConfigError, TypeError):
     """A run setting of the wrong type (a float ``steps``, a string ``lr``)."""
 
 
-_CHOICES = {"amp": ("none", "bf16", "fp16"), "checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
+_CHOICES = {"amp": ("none", "bf16", "fp16"), "critic_step": ("fused", "drop-in"), "checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
             "dtype": ("float32", "float64")}
 # (minimum, whether the minimum itself is allowed) of the numeric settings
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
@@ -77,6 +77,9 @@ class TrainConfig:
     beta2: float | None = _setting(None, "Adam's beta2, in [0, 1)", float)
     lam: float | None = _setting(None, "gradient penalty weight (wgan-gp)", float)
     lazy_penalty: int = _setting(1, "penalty every k critic steps, scaled by k (wgan-gp)")
+    critic_step: str = _setting("fused", "the WGAN(-GP) critic step of fastgan's critics: fused (one pass, no double "
+                                         "backward) or drop-in (their forward and fastgan.gradient_penalty, for "
+                                         "comparison)")
     clip: float | None = _setting(None, "weight clipping bound c (wgan)", float)
     sigma: float = _setting(1.0, "initial instance-noise std (noisy-gan)")
     noise_schedule: str = _setting("linear", "instance-noise annealing: linear, exponential or cosine")
@@ -272,7 +275,8 @@ class Trainer:
         self.ddp = cfg.ddp and self.group.active
         self.critic_objective = objectives.CriticObjective(self.critic, cfg.objective,
                                                            "jvp" if cfg.ddp or cfg.compile else "auto",
-                                                           self.scaler_d if cfg.amp == "fp16" else None)
+                                                           self.scaler_d if cfg.amp == "fp16" else None,
+                                                           fused=cfg.critic_step == "fused")
         self.generator_forward = self.generator
         # the two losses with their backward, one torch.compile'd graph each with --compile
         self._critic_pass, self._generator_pass = self._critic_loss_backward, self._generator_loss_backward

@@ -65,14 +65,14 @@ def _error_line(exc: BaseException) -> str:
 
 
 def memory_method(device: torch.device) -> str:
-    return "cuda allocator peak" if device.type == "cuda" else "torch.profiler memory events"
+    return "cuda allocator peak" if device.type == "cuda" else "torch.profiler allocation records"
 
 
 def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
     """Peak memory of one call of ``fn`` above what was allocated before it (see
-    memory_method): on CUDA the caching allocator's peak statistics; on the CPU the running sum
-    of torch.profiler's memory records (each op's own allocations minus frees, and the
-    frees outside ops, in time order; op granularity)."""
+    memory_method): on CUDA the caching allocator's peak statistics; on the CPU the
+    running sum, in time order, of every allocation and free the profiler recorded
+    (inside C++ ops too, whose own totals would hide frees made before allocations)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -80,13 +80,18 @@ def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> float:
         fn()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    from torch._C._profiler import _EventType
+
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    # each op's own allocations minus frees (children excluded) and the loose frees
-    # ("[memory]" events), summed in time order
-    changes = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events())
+    changes, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.typed[0] == _EventType.Allocation and node.typed[1].device.type == "cpu":
+            changes.append((node.start_time_ns, node.typed[1].alloc_size))
+        stack.extend(node.children)
     running = peak = 0
-    for _, change in changes:
+    for _, change in sorted(changes):
         running += change
         peak = max(peak, running)
     return peak / 2**20

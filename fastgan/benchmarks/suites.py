@@ -4,7 +4,9 @@ a fused critic step, timed in the same run.
 
 * ``critic-step``: one WGAN-GP critic step (loss, backward into .grad) of an MLP critic,
   on the engine issue's three configs; on a GPU also at B = 4096, and every peer also
-  replayed from a CUDA graph;
+  replayed from a CUDA graph; then the conv critics (:func:`conv_critic_step`): the
+  DCGAN critic at 32x32 and the digits critic, with and without LayerNorm, and an R1
+  step, each beside its conv floor (:func:`floor_convolutions`);
 * ``train-iter``: a whole training iteration (n_critic critic steps, a generator step,
   optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets;
 * ``ops``: the drop-in ops (:mod:`fastgan.benchmarks.ops_suite`);
@@ -17,9 +19,11 @@ import copy
 import torch
 
 import fastgan
+from fastgan import reference
 from fastgan.benchmarks import peers as P
 from fastgan.benchmarks.harness import Peer, cuda_graph
 from fastgan.benchmarks.ops_suite import ops
+from fastgan.nn import DCGANCritic
 from fastgan.trainer import TrainConfig, Trainer
 
 CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("mnist-512", (784, 512, 512, 512), 64),
@@ -49,12 +53,61 @@ def floor_gemms(widths, batch, smooth=False, device=None):
     return run
 
 
-def fused_critic_step(critic, real, fake, lam, backend):
-    """One fused WGAN-GP critic step of ``critic`` on ``backend`` (backward included)."""
+def floor_convolutions(layers, shape, batch, second_order, device=None):
+    """The convolutions and GEMMs the fused chain step runs (csrc/chain.cpp), as one
+    callable, on channels-last batches as the step runs them. Per conv or linear layer:
+    the forward over 3B rows, the input gradient over 3B rows (B for the first layer),
+    the weight gradient of the real and fake rows (2B), the tangent and its weight
+    gradient over B rows each; with a second-order layer (LayerNorm, smooth
+    activations) also hbar's weight gradient and input gradient over B rows each."""
+    from torch.ops import aten
+
+    ops = []
+    x = torch.zeros(1, *shape, device=device)
+
+    def rows(n, like):
+        t = torch.randn(n, *like.shape[1:], device=device)
+        return t.to(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+    for i, m in enumerate(layers):
+        if isinstance(m, torch.nn.Conv2d):
+            y = torch.nn.functional.conv2d(x, m.weight, None, m.stride, m.padding, m.dilation)
+        else:
+            y = m(x)
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            w = m.weight.detach().to(device)
+            h3, h2, h1 = rows(3 * batch, x), rows(2 * batch, x), rows(batch, x)
+            g3, g2, g1 = rows(3 * batch, y), rows(2 * batch, y), rows(batch, y)
+            forwards = [h3, h1]                                   # forward, tangent
+            weight_grads = [(g2, h2), (g1, h1)] + ([(g1, h1)] if second_order else [])
+            input_grads = [(g1, h1) if i == 0 else (g3, h3)] + ([(g1, h1)] if second_order and i else [])
+            if isinstance(m, torch.nn.Conv2d):
+                geo = (list(m.stride), list(m.padding), list(m.dilation), False, [0, 0], 1)
+                ops += [lambda h=h, w=w, m=m: torch.nn.functional.conv2d(h, w, None, m.stride, m.padding, m.dilation)
+                        for h in forwards]
+                ops += [lambda g=g, h=h, w=w, geo=geo, mask=mask: aten.convolution_backward(g, h, w, None, *geo, mask)
+                        for pairs, mask in ((weight_grads, [False, True, False]), (input_grads, [True, False, False]))
+                        for g, h in pairs]
+            else:
+                pairs = [(h, w.t()) for h in forwards] + [(g.t(), h) for g, h in weight_grads]
+                pairs += [(g, w) for g, _ in input_grads]
+                ops += [lambda a=a, b=b: torch.mm(a, b) for a, b in pairs]
+        x = y
+
+    def run():
+        for op in ops:
+            op()
+    return run
+
+
+def fused_critic_step(critic, real, fake, lam, backend, loss="wgan-gp"):
+    """One fused WGAN-GP (or R1, ``gamma = lam``) critic step of ``critic`` on
+    ``backend`` (backward included)."""
     def step():
         with fastgan.use_backend(backend):
             critic.zero_grad(set_to_none=True)
-            critic.wgan_gp_loss(real, fake, lam=lam).loss.backward()
+            out = critic.r1_loss(real, fake, gamma=lam) if loss == "r1" else critic.wgan_gp_loss(real, fake, lam=lam)
+            out.loss.backward()
     return step
 
 
@@ -124,6 +177,54 @@ def critic_step(quick: bool, device: torch.device):
                   for b in fastgan_backends(device)]
         yield (f"{name} {'-'.join(map(str, widths))}-1 B={batch}", with_cuda_graphs(peers, device),
                floor_gemms(widths, batch, device=device))
+    yield from conv_critic_step(quick, device)
+
+
+CONV_CONFIGS = [("DCGAN 32x32", 32, 3, 64, 64), ("digits 8x8", 8, 1, 64, 64)]
+QUICK_CONV_CONFIGS = [("digits 8x8", 8, 1, 64, 64)]
+
+
+def conv_critic_step(quick: bool, device: torch.device):
+    """The fused chain step of the DCGAN critics (WGAN-GP, with and without LayerNorm;
+    R1 on the 32x32 one) against eager (its R1 the same loss by autograd), and for
+    WGAN-GP eager-careful, torch.func, torch.compile and the drop-in
+    ``fastgan.gradient_penalty`` on the same critic, beside the conv floor."""
+    lam = 10.0
+    configs = QUICK_CONV_CONFIGS if quick and device.type != "cuda" else CONV_CONFIGS  # a GPU runs both
+    for name, size, channels, width, batch in configs:
+        variants = [("wgan-gp", False), ("wgan-gp", True)] + ([("r1", False)] if size == 32 else [])
+        for loss, layer_norm in variants:
+            torch.manual_seed(0)
+            critic = DCGANCritic(size, channels, width, layer_norm=layer_norm).to(device)
+            twin = P.plain_twin(critic)
+            real = torch.randn(batch, channels, size, size, device=device)
+            fake = torch.randn(batch, channels, size, size, device=device)
+
+            def torch_step(loss_fn, module=twin):
+                def step():
+                    module.zero_grad(set_to_none=True)
+                    loss_fn(module, real, fake, lam).backward()
+                return step
+
+            if loss == "r1":
+                peers = [Peer("eager", torch_step(lambda m, r, f, g: reference.chain_loss(m, r, f, "r1", g / 2).loss))]
+            else:
+                def drop_in():
+                    critic.zero_grad(set_to_none=True)
+                    loss = critic(fake).mean() - critic(real).mean()
+                    (loss + fastgan.gradient_penalty(critic, real, fake, lam=lam)).backward()
+
+                peers = [Peer("eager", torch_step(P.popular_loss)), Peer("eager-careful", torch_step(P.careful_loss)),
+                         Peer("torch.func", torch_step(P.func_loss)),
+                         Peer("torch.compile", torch.compile(torch_step(P.popular_loss, copy.deepcopy(twin))),
+                              compiled=True),
+                         Peer("fastgan drop-in gradient_penalty", drop_in, fastgan.backends.resolve(device))]
+            peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b, loss), b)
+                      for b in fastgan_backends(device) if b != "triton"]
+            floor = floor_convolutions(list(twin), (channels, size, size), batch, second_order=layer_norm,
+                                       device=device)
+            label = f"{name} width {width} B={batch} {loss}{', LayerNorm' if layer_norm else ''}"
+            yield label, with_cuda_graphs(peers, device), floor
 
 
 def _optimizers(objective, critic, generator, foreach):
@@ -176,14 +277,14 @@ TRAIN_CONFIGS = [("wgan-gp", "8gaussians"), ("wgan", "8gaussians"), ("wgan-gp", 
 def train_iter(quick: bool, device: torch.device):
     for objective, data_name in (TRAIN_CONFIGS[:2] if quick else TRAIN_CONFIGS):
         batch = 256 if data_name == "8gaussians" else 64
-        def make_trainer(compile):
+        def make_trainer(compile, critic_step="fused"):
             trainer = Trainer(TrainConfig(objective=objective, data=data_name, batch=batch, steps=10**9,
                                           n_critic=5, log_every=10**9, progress=False, device=str(device),
-                                          out="runs/bench-train-iter", compile=compile))
+                                          out="runs/bench-train-iter", compile=compile, critic_step=critic_step))
             trainer.step = 25  # past wgan's 100-critic-step start: a steady-state iteration
             return trainer
 
-        trainer, compiled = make_trainer(False), make_trainer(True)
+        trainer, compiled, drop_in = make_trainer(False), make_trainer(True), make_trainer(False, "drop-in")
 
         def torch_peer(name, careful, compiled=False):
             twin = P.plain_twin(trainer.critic)  # torch modules, the trainer's weights
@@ -194,7 +295,8 @@ def train_iter(quick: bool, device: torch.device):
         peers = [torch_peer("eager", False), torch_peer("eager-careful", True),
                  torch_peer("torch.compile", False, compiled=True),
                  Peer("fastgan", trainer.train_step, fastgan.backends.resolve(device)),
-                 Peer("fastgan --compile", compiled.train_step, fastgan.backends.resolve(device), compiled=True)]
+                 Peer("fastgan --compile", compiled.train_step, fastgan.backends.resolve(device), compiled=True),
+                 Peer("fastgan --critic-step drop-in", drop_in.train_step, fastgan.backends.resolve(device))]
         name = "toy MLP 512x3" if data_name == "8gaussians" else "DCGAN digits 8x8"
         yield f"{objective} {name} B={batch}", peers, None
 

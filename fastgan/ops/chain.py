@@ -201,7 +201,11 @@ def chain_loss(modules: Sequence[nn.Module], real: Tensor, fake: Tensor, *, loss
     elif eps is not None:
         raise ValueError("eps is only used with the wgan-gp loss")
     backend = backends.resolve(real.device)
-    if backend in ("eager", "triton"):
+    if backend == "triton":
+        raise backends.BackendUnavailableError(
+            "the fused chain step has no Triton implementation yet: use the cuda or cpu backend "
+            "(fastgan.use_backend), or fastgan.gradient_penalty with any backend")
+    if backend == "eager":
         r = reference.chain_loss(nn.Sequential(*modules), real, fake, loss, lam, eps, center, bool(one_sided))
         return CriticLoss(r.loss, r.wasserstein, r.penalty)
     step = _step_function(backend, modules, spec, loss, lam, center, bool(one_sided))

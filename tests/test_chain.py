@@ -1,0 +1,257 @@
+"""The fused chain step (conv and MLP critics; WGAN, WGAN-GP, R1) against the eager
+autograd oracle (``autograd.grad(create_graph=True)`` + ``backward()`` on the same
+torch modules): float64 to 1e-10 relative, float32 to 1e-5.
+"""
+import pytest
+import torch
+from torch import nn
+
+import fastgan
+from conftest import BACKENDS, max_grad_err, rel_err
+from fastgan import reference
+from fastgan.nn import BiasAct, DCGANCritic, FusedConv2d, FusedCritic
+from fastgan.ops.chain import UnsupportedLayer, chain_loss
+
+NATIVE = BACKENDS[0]  # the extension: cpu here, cuda under make gpu-check
+ACTIVATIONS = [nn.ReLU, lambda: nn.LeakyReLU(0.2), nn.Tanh, nn.Sigmoid, nn.Softplus, nn.SiLU,
+               lambda: nn.ELU(0.7), nn.GELU, lambda: BiasAct(1, "linear", gain=1.3, clamp=0.8)]
+
+
+def draw(B, shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    real = torch.randn(B, *shape, generator=g, dtype=dtype)
+    fake = torch.randn(B, *shape, generator=g, dtype=dtype) * 1.5 + 0.3
+    return real, fake, torch.rand(B, generator=g, dtype=dtype)
+
+
+def oracle(seq, real, fake, loss="wgan-gp", eps=None, **kw):
+    seq.zero_grad(set_to_none=True)
+    res = reference.chain_loss(seq, real, fake, loss, eps=eps, **kw)
+    res.loss.backward()
+    return res, [p.grad.clone() for p in seq.parameters()]
+
+
+def fused(seq, real, fake, loss="wgan-gp", eps=None, **kw):
+    seq.zero_grad(set_to_none=True)
+    with fastgan.use_backend(NATIVE):
+        out = chain_loss(list(seq), real, fake, loss=loss, eps=eps, **kw)
+        out.loss.backward()
+    return out, [p.grad.clone() for p in seq.parameters()]
+
+
+def check(seq, real, fake, tol, loss="wgan-gp", eps=None, **kw):
+    ref, ref_grads = oracle(seq, real, fake, loss, eps, **kw)
+    out, grads = fused(seq, real, fake, loss, eps, **kw)
+    for name in ("loss", "wasserstein", "penalty"):
+        assert torch.isfinite(getattr(out, name)).all()
+        assert rel_err(getattr(out, name), getattr(ref, name)) < tol, name
+    assert all(torch.isfinite(g).all() for g in grads)
+    assert max_grad_err(grads, ref_grads) < tol
+
+
+def dcgan(size, channels=3, width=3, act=lambda: nn.LeakyReLU(0.2), layer_norm=False, dtype=torch.float64,
+          seed=0):
+    """Stride-2 4x4 convolutions down to 4x4, odd widths, then a linear head."""
+    torch.manual_seed(seed)
+    layers, s, c = [], size, channels
+    while s > 4:
+        s //= 2
+        layers.append(nn.Conv2d(c, width, 4, 2, 1))
+        if layer_norm:
+            layers.append(nn.LayerNorm([width, s, s]))
+        layers.append(act())
+        c, width = width, 2 * width + 1
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * 16, 1)).to(dtype)
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_float64_dcgan_sizes(size, layer_norm):
+    seq = dcgan(size, layer_norm=layer_norm, seed=size)
+    real, fake, eps = draw(3 if size < 64 else 2, (3, size, size), torch.float64, seed=size)
+    check(seq, real, fake, 1e-10, eps=eps)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 0), (3, 2, 1), (5, 1, 1), (5, 2, 0), (3, 1, 1)])
+def test_float64_conv_geometries(kernel, stride, padding):
+    torch.manual_seed(kernel * 10 + stride)
+    seq = nn.Sequential(nn.Conv2d(3, 5, kernel, stride, padding), nn.LeakyReLU(0.2),
+                        nn.Conv2d(5, 7, kernel, stride, padding, bias=False), nn.Tanh(),
+                        nn.Conv2d(7, 1, 3, 1, 1, dilation=1), nn.Flatten()).double()
+    side = 15
+    x_shape = (3, side, side)
+    out_side = seq[:-1](torch.zeros(1, *x_shape, dtype=torch.float64)).shape[-1]
+    seq.append(nn.Linear(out_side * out_side, 1).double())
+    real, fake, eps = draw(4, x_shape, torch.float64, seed=kernel)
+    check(seq, real, fake, 1e-10, eps=eps)
+
+
+@pytest.mark.parametrize("act", range(len(ACTIVATIONS)))
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_float64_every_activation(act, layer_norm):
+    make = ACTIVATIONS[act]
+
+    def act_module():
+        m = make()
+        if isinstance(m, BiasAct):  # a StyleGAN-style bias_act with its own bias, per channel
+            m = BiasAct(5, m.act, gain=m.gain, clamp=m.clamp, dtype=torch.float64)
+            nn.init.uniform_(m.bias, -0.3, 0.3)
+        return m
+
+    torch.manual_seed(act)
+    layers = [nn.Conv2d(2, 5, 3, 2, 1)] + ([nn.LayerNorm([5, 4, 4])] if layer_norm else [])
+    seq = nn.Sequential(*layers, act_module(), nn.Conv2d(5, 5, 3, 1, 1), act_module(), nn.AvgPool2d(2),
+                        nn.Flatten(), nn.Linear(20, 1)).double()
+    real, fake, eps = draw(5, (2, 8, 8), torch.float64, seed=act)
+    check(seq, real, fake, 1e-10, eps=eps)
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan", "r1"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_float64_batch_of_one(loss, layer_norm):
+    seq = dcgan(16, layer_norm=layer_norm, seed=1)
+    real, fake, eps = draw(1, (3, 16, 16), torch.float64, seed=1)
+    check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None)
+
+
+@pytest.mark.parametrize("lam,center,one_sided", [(0.0, 1.0, False), (3.5, 0.7, False), (10.0, 1.0, True),
+                                                  (2.0, 0.05, True)])
+@pytest.mark.parametrize("act", [lambda: nn.LeakyReLU(0.2), nn.SiLU])
+def test_float64_penalty_variants(lam, center, one_sided, act):
+    seq = dcgan(16, act=act, seed=2)
+    real, fake, eps = draw(4, (3, 16, 16), torch.float64, seed=3)
+    check(seq, real, fake, 1e-10, eps=eps, lam=lam, center=center, one_sided=one_sided)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("act", [lambda: nn.LeakyReLU(0.2), nn.Softplus, nn.GELU])
+def test_float64_r1(layer_norm, act):
+    seq = dcgan(16, act=act, layer_norm=layer_norm, seed=4)
+    real, fake, _ = draw(5, (3, 16, 16), torch.float64, seed=4)
+    check(seq, real, fake, 1e-10, "r1", lam=5.0)
+
+
+def test_float64_zero_input_gradient_has_no_nan():
+    """A ReLU critic whose first layer is dead for every input: every g_i is exactly 0,
+    the penalty (0 - 1)^2 with the norm's zero subgradient, and no NaN anywhere."""
+    seq = dcgan(8, act=nn.ReLU, seed=5)
+    with torch.no_grad():
+        seq[0].bias.fill_(-1e3)
+    real, fake, eps = draw(3, (3, 8, 8), torch.float64, seed=5)
+    out, _ = fused(seq, real, fake, eps=eps)
+    assert out.penalty.item() == 1.0
+    check(seq, real, fake, 1e-10, eps=eps)
+    check(seq, real, fake, 1e-10, "r1")
+
+
+def test_float64_mlp_chain():
+    torch.manual_seed(6)
+    seq = nn.Sequential(nn.Linear(7, 13), nn.LeakyReLU(0.2), nn.Linear(13, 9), nn.LayerNorm(9), nn.Tanh(),
+                        nn.Linear(9, 1)).double()
+    real, fake, eps = draw(6, (7,), torch.float64, seed=6)
+    for loss in ("wgan-gp", "wgan", "r1"):
+        check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None)
+
+
+@pytest.mark.parametrize("loss", ["wgan-gp", "r1"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_float32_relative_error(loss, layer_norm):
+    seq = dcgan(32, width=8, layer_norm=layer_norm, dtype=torch.float32, seed=7)
+    real, fake, eps = draw(6, (3, 32, 32), torch.float32, seed=7)
+    check(seq, real, fake, 1e-5, loss, eps=eps if loss == "wgan-gp" else None)
+
+
+def test_dcgan_critic_is_a_chain():
+    """DCGANCritic (FusedConv2d blocks) takes the fused step: with and without LayerNorm."""
+    for layer_norm in (False, True):
+        torch.manual_seed(8)
+        critic = DCGANCritic(16, 1, 5, layer_norm=layer_norm, dtype=torch.float64)
+        real, fake, eps = draw(4, (1, 16, 16), torch.float64, seed=8)
+        critic.zero_grad()
+        with fastgan.use_backend(NATIVE):
+            critic.wgan_gp_loss(real, fake, eps=eps).loss.backward()
+        grads = [p.grad.clone() for p in critic.parameters()]
+        _, ref_grads = oracle(critic, real, fake, eps=eps)
+        assert max_grad_err(grads, ref_grads) < 1e-10
+
+
+def test_gradcheck_and_gradgradcheck_of_the_chain_forward():
+    """The chain's forward (FusedConv2d and BiasAct layers) is differentiable twice."""
+    torch.manual_seed(9)
+    critic = FusedCritic(FusedConv2d(2, 3, 3, 2, 1, act="silu", dtype=torch.float64), nn.LayerNorm([3, 3, 3]).double(),
+                         BiasAct(3, "lrelu", gain=1.4, dtype=torch.float64), nn.Flatten(),
+                         nn.Linear(27, 1).double())
+    x = torch.randn(2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    params = list(critic.parameters())
+
+    def f(x, *ps):
+        return torch.func.functional_call(critic, dict(zip([n for n, _ in critic.named_parameters()], ps)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params))
+    assert torch.autograd.gradgradcheck(f, (x, *params))
+
+
+def test_twenty_adam_steps_follow_eager():
+    torch.manual_seed(10)
+    seq = dcgan(16, width=6, layer_norm=True, dtype=torch.float32, seed=10)
+    twin = dcgan(16, width=6, layer_norm=True, dtype=torch.float32, seed=10)
+    opt, opt_twin = (torch.optim.Adam(m.parameters(), lr=1e-3, betas=(0.5, 0.9)) for m in (seq, twin))
+    g = torch.Generator().manual_seed(10)
+    for _ in range(20):
+        real, fake = torch.randn(8, 3, 16, 16, generator=g), torch.randn(8, 3, 16, 16, generator=g)
+        eps = torch.rand(8, generator=g)
+        fused(seq, real, fake, eps=eps)
+        oracle(twin, real, fake, eps=eps)
+        opt.step()
+        opt_twin.step()
+    for a, b in zip(seq.parameters(), twin.parameters()):
+        assert rel_err(a, b) < 1e-4
+
+
+def test_from_sequential_keeps_the_modules():
+    seq = dcgan(8, seed=11)
+    critic = FusedCritic.from_sequential(seq)
+    assert all(a is b for a, b in zip(critic.parameters(), seq.parameters()))
+    assert critic.state_dict().keys() == seq.state_dict().keys()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    assert torch.equal(critic(x), seq(x))
+
+
+def test_unsupported_layers_are_named():
+    for bad in (nn.BatchNorm2d(4), nn.Conv2d(4, 4, 3, groups=2), nn.Dropout(), nn.Softplus(beta=2)):
+        seq = nn.Sequential(nn.Conv2d(1, 4, 3), bad, nn.Flatten(), nn.Linear(4, 1))
+        with pytest.raises(UnsupportedLayer, match=r"layer 1 .*fastgan.gradient_penalty"):
+            FusedCritic.from_sequential(seq)
+
+
+def test_wrapped_critic_points_to_its_sequential():
+    class Critic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.main = dcgan(8)
+
+        def forward(self, x):
+            return self.main(x)
+
+    with pytest.raises(TypeError, match=r"FusedCritic.from_sequential\(model.main\)"):
+        FusedCritic.from_sequential(Critic())
+
+
+def test_triton_backend_refuses_the_chain_clearly():
+    seq = dcgan(8)
+    real, fake, _ = draw(2, (3, 8, 8), torch.float64, seed=0)
+    with fastgan.use_backend("triton"), pytest.raises(fastgan.BackendUnavailableError, match="no Triton"):
+        chain_loss(list(seq), real, fake)
+
+
+def test_bad_arguments():
+    seq = dcgan(8)
+    real, fake, _ = draw(2, (3, 8, 8), torch.float64, seed=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        chain_loss(list(seq), real, fake, loss="hinge")
+    with pytest.raises(ValueError, match="same shape"):
+        chain_loss(list(seq), real, fake[:1])
+    with pytest.raises(ValueError, match="requires grad"):
+        chain_loss(list(seq), real.requires_grad_(), fake)
+    with pytest.raises(ValueError, match="gamma"):
+        FusedCritic.from_sequential(seq).r1_loss(real.detach(), fake, gamma=-1)
