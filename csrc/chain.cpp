@@ -20,6 +20,7 @@
 #include "chain.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <array>
 
@@ -127,6 +128,31 @@ at::Tensor as_layout(const at::Tensor& t, const at::Tensor& like) {
   return t.strides() == like.strides() ? t : at::empty_like(like).copy_(t);
 }
 
+// The elementwise kernels: fastgan's C++/CUDA ones, or with `triton` their Triton twins,
+// registered from Python (fastgan/kernels/chain_elementwise.py) and reached through the
+// dispatcher.
+void act_kernel(bool triton, const at::Tensor& out, int mode, const at::Tensor& x, const at::Tensor& p,
+                const at::Tensor& q, const at::Tensor& b, const BiasActSpec& spec, bool x_is_y) {
+  if (!triton) return bias_act_into(out, mode, x, p, q, b, 1, spec, x_is_y);
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("fastgan_triton::bias_act_into", "")
+          .typed<void(const at::Tensor&, int64_t, const at::Tensor&, const c10::optional<at::Tensor>&,
+                      const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&, int64_t, int64_t, double,
+                      double, double, bool)>();
+  auto opt = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
+  op.call(out, mode, x, opt(p), opt(q), opt(b), 1, static_cast<int64_t>(spec.act), spec.alpha, spec.gain,
+          spec.clamp, x_is_y);
+}
+
+at::Tensor penalty_kernel(bool triton, const PenaltyArgs& args) {
+  if (!triton) return penalty(args);
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("fastgan_triton::penalty_rows", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, double, bool)>();
+  return op.call(args.g, args.u, args.lam_over_batch, args.center, args.one_sided);
+}
+
 // The feature order of a 2-D edge made by flattening a channels-last batch: its
 // (C, H, W), or empty when the features are in the module's own order.
 using FeatureOrder = std::vector<int64_t>;
@@ -211,7 +237,8 @@ at::Tensor norm_second_order(const at::Tensor& xhat, const at::Tensor& rstd, con
 
 class Chain {
  public:
-  Chain(std::vector<Layer> layers, std::vector<at::Tensor>& grads) : L_(std::move(layers)), grads_(grads) {
+  Chain(std::vector<Layer> layers, std::vector<at::Tensor>& grads, bool triton)
+      : L_(std::move(layers)), grads_(grads), triton_(triton) {
     for (const Layer& layer : L_) {
       any_second_order_ = any_second_order_ || layer.kind == LayerKind::LayerNorm ||
                           (layer.kind == LayerKind::Act && is_smooth(layer.act.act));
@@ -250,7 +277,7 @@ class Chain {
           if (x.dim() == 2) p.bias_order = p.in_order;
           if (layer.act_bias.defined()) p.bias = to_memory_order(layer.act_bias, p.bias_order, 0);
           y = layer.act_in_place() ? x : at::empty_like(x);
-          bias_act_into(y, 0, x, at::Tensor(), at::Tensor(), p.bias, 1, layer.act, false);
+          act_kernel(triton_, y, 0, x, at::Tensor(), at::Tensor(), p.bias, layer.act, false);
           break;
         case LayerKind::Flatten:
           y = rows_of(x);
@@ -350,10 +377,10 @@ class Chain {
           const at::Tensor tt = as_layout(t, ref);
           if (is_smooth(layer.act.act)) {
             Q_[l] = at::empty_like(x);
-            bias_act_into(Q_[l], 2, x, as_layout(tbar, x), tt, p.bias, 1, layer.act, false);
+            act_kernel(triton_, Q_[l], 2, x, as_layout(tbar, x), tt, p.bias, layer.act, false);
           }
           y = tt;  // in place: each tangent is read by the next layer only
-          bias_act_into(y, 1, ref, tt, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
+          act_kernel(triton_, y, 1, ref, tt, at::Tensor(), p.bias, layer.act, layer.act_in_place());
           break;
         }
         case LayerKind::Flatten:
@@ -458,7 +485,7 @@ class Chain {
         const at::Tensor ref = layer.act_in_place() ? (hbar ? Hi_[l + 1] : H_[l + 1].narrow(0, r0, rows)) : x;
         const at::Tensor ee = as_layout(e, ref);
         const at::Tensor out = (is_smooth(layer.act.act) && !hbar) ? at::empty_like(ref) : ee;
-        bias_act_into(out, 1, ref, ee, at::Tensor(), p.bias, 1, layer.act, layer.act_in_place());
+        act_kernel(triton_, out, 1, ref, ee, at::Tensor(), p.bias, layer.act, layer.act_in_place());
         return out;
       }
       case LayerKind::Flatten:
@@ -544,6 +571,7 @@ class Chain {
 
   std::vector<Layer> L_;
   std::vector<at::Tensor>& grads_;
+  bool triton_;
   bool any_second_order_ = false;
   int64_t row0_ = 0;
   std::vector<at::Tensor> H_, Hi_, Ei_, Q_;
@@ -563,7 +591,7 @@ void check_batch(const at::Tensor& t, const char* name) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_step(
     const at::Tensor& real, const at::Tensor& fake, const c10::optional<at::Tensor>& eps,
     at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss_kind,
-    double lam, double center, bool one_sided, bool param_grads) {
+    double lam, double center, bool one_sided, bool param_grads, bool triton) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   check_batch(real, "real");
   check_batch(fake, "fake");
@@ -598,7 +626,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
   }
   std::vector<Layer> layers = parse_layers(params, ints, floats, X);
   std::vector<at::Tensor> grads(params.size());
-  Chain chain(std::move(layers), grads);
+  Chain chain(std::move(layers), grads, triton);
   chain.set_row0(row0);
   chain.forward(X);
 
@@ -632,7 +660,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
     pen.lam_over_batch = lam * inv_b;
     pen.center = loss == ChainLoss::R1 ? 0.0 : center;
     pen.one_sided = loss == ChainLoss::R1 ? false : one_sided;
-    penalty = fastgan::penalty(pen) * inv_b;
+    penalty = penalty_kernel(triton, pen) * inv_b;
     const at::Tensor total = base_loss + penalty * lam;
     if (!param_grads) return {total, wasserstein, penalty, {}};
     // Steps 4 and 5's second-order part.

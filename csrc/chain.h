@@ -37,10 +37,11 @@ enum class ChainLoss : int64_t { WGAN = 0, WGANGP = 1, R1 = 2 };
 // The chain's output must be one value per sample. `eps` (B,) is given for wgan-gp
 // only. Returns (loss, wasserstein = mean D(real) - mean D(fake), penalty = mean phi
 // or mean |grad D(real)|^2, the loss's gradients with respect to params, or an empty
-// list when param_grads is false).
+// list when param_grads is false). With `triton` the elementwise kernels are the Triton
+// ones registered by fastgan/kernels/chain_elementwise.py (imported first).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_step(
     const at::Tensor& real, const at::Tensor& fake, const c10::optional<at::Tensor>& eps,
     at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss,
-    double lam, double center, bool one_sided, bool param_grads);
+    double lam, double center, bool one_sided, bool param_grads, bool triton);
 
 }  // namespace fastgan

@@ -21,7 +21,8 @@ TORCH_LIBRARY(fastgan, m) {
       "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def(
       "chain_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, int[] ints, float[] floats, "
-      "int loss, float lam, float center, bool one_sided, bool param_grads) -> (Tensor, Tensor, Tensor, Tensor[])");
+      "int loss, float lam, float center, bool one_sided, bool param_grads, bool triton) "
+      "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def("row_penalty(Tensor g, float center, bool one_sided) -> (Tensor, Tensor)");
   m.def("clip_(Tensor(a!)[] params, float c) -> ()");
   m.def(

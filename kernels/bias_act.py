@@ -48,8 +48,10 @@ def _bias_act_kernel(out_ptr, x_ptr, b_ptr, p_ptr, q_ptr, n, channels, stride,
     tl.store(out_ptr + offs, value.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _launch(mode, x, b, dim, act, alpha, gain, clamp, p=None, q=None, x_is_y=False):
-    out = torch.empty_like(x)
+def _launch(mode, x, b, dim, act, alpha, gain, clamp, p=None, q=None, x_is_y=False, out=None):
+    """One pass of the kernel in ``mode`` into ``out`` (new, or given: it may be x, p or q
+    itself, as every element is read before it is written), all operands in x's layout."""
+    out = torch.empty_like(x) if out is None else out
     n = x.numel()
     if n == 0:
         return out

@@ -79,21 +79,54 @@ def test_peak_memory_counts_live_tensors():
 
 def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(suites, "QUICK_CRITIC_CONFIGS", [("tiny", (3, 16, 16), 8)])
+    monkeypatch.setattr(suites, "QUICK_CONV_CONFIGS", [("tiny conv", 8, 1, 4, 4)])
     out = str(tmp_path / "results")
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out]) == 0
     text = capsys.readouterr().out
     assert "no GPU is present" in text and "torch.compile" in text and "double backward" in text
     with open(f"{out}/bench_quick_critic-step.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    peers = {(r["peer"], r["backend"]): r for r in rows}
-    assert set(peers) == {("eager", ""), ("eager-careful", ""), ("torch.func", ""), ("torch.compile", ""),
-                          ("fastgan", "cpu"), ("fastgan", "eager"), ("fastgan compiled", "cpu")}
+    torch_peers = {("eager", ""), ("eager-careful", ""), ("torch.func", ""), ("torch.compile", "")}
+    by_config = {}
+    for r in rows:
+        by_config.setdefault(r["config"], {})[r["peer"], r["backend"]] = r
+    assert sorted(by_config) == ["tiny 3-16-16-1 B=8", "tiny conv width 4 B=4 wgan-gp",
+                                 "tiny conv width 4 B=4 wgan-gp, LayerNorm"]
+    peers = by_config["tiny 3-16-16-1 B=8"]
+    assert set(peers) == torch_peers | {("fastgan", "cpu"), ("fastgan", "eager"), ("fastgan compiled", "cpu")}
     assert float(peers["fastgan", "cpu"]["fraction_of_floor"]) > 0
     assert peers["fastgan compiled", "cpu"]["status"] == "ok"  # fullgraph: no double backward to refuse
+    for config in ("tiny conv width 4 B=4 wgan-gp", "tiny conv width 4 B=4 wgan-gp, LayerNorm"):
+        conv = by_config[config]
+        assert set(conv) == torch_peers | {("fastgan drop-in gradient_penalty", "cpu"), ("fastgan", "cpu")}
+        assert conv["fastgan", "cpu"]["status"] == "ok" and float(conv["fastgan", "cpu"]["fraction_of_floor"]) > 0
+        assert conv["torch.compile", ""]["status"] == "error"
     assert {r["timing"] for r in rows} == {"wall clock"}
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out,
                  "--compare", f"{out}/bench_quick_critic-step.csv"]) == 0
     assert "tiny 3-16-16-1 B=8 / fastgan / cpu:" in capsys.readouterr().out
+
+
+def test_conv_floor_runs_the_schedules_convolutions(monkeypatch):
+    """The conv floor: per conv layer 2 forwards (3B and B rows), 2 weight gradients
+    (2B, B), 1 input gradient; a second-order chain adds a weight and an input gradient
+    per layer but the first (no input gradient there)."""
+    from torch.ops import aten
+
+    calls = []
+    for name in ("convolution_backward", "convolution"):
+        real = getattr(aten, name)
+        monkeypatch.setattr(aten, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    layers = [nn.Conv2d(1, 3, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(3, 5, 3, 2, 1), nn.LeakyReLU(0.2),
+              nn.Flatten(), nn.Linear(20, 1)]
+    run = suites.floor_convolutions(layers, (1, 8, 8), 2, second_order=False)
+    calls.clear()
+    run()
+    assert calls.count("convolution_backward") == 2 * 3
+    run = suites.floor_convolutions(layers, (1, 8, 8), 2, second_order=True)
+    calls.clear()
+    run()
+    assert calls.count("convolution_backward") == 2 * 4 + 1
 
 
 def test_profile_writes_a_trace_per_peer(tmp_path, monkeypatch, capsys):

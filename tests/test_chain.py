@@ -13,6 +13,7 @@ from fastgan.nn import BiasAct, DCGANCritic, FusedConv2d, FusedCritic
 from fastgan.ops.chain import UnsupportedLayer, chain_loss
 
 NATIVE = BACKENDS[0]  # the extension: cpu here, cuda under make gpu-check
+FUSED = [NATIVE, "triton"]  # triton: the same C++ orchestration with the Triton elementwise kernels
 ACTIVATIONS = [nn.ReLU, lambda: nn.LeakyReLU(0.2), nn.Tanh, nn.Sigmoid, nn.Softplus, nn.SiLU,
                lambda: nn.ELU(0.7), nn.GELU, lambda: BiasAct(1, "linear", gain=1.3, clamp=0.8)]
 
@@ -31,17 +32,17 @@ def oracle(seq, real, fake, loss="wgan-gp", eps=None, **kw):
     return res, [p.grad.clone() for p in seq.parameters()]
 
 
-def fused(seq, real, fake, loss="wgan-gp", eps=None, **kw):
+def fused(seq, real, fake, loss="wgan-gp", eps=None, backend=NATIVE, **kw):
     seq.zero_grad(set_to_none=True)
-    with fastgan.use_backend(NATIVE):
+    with fastgan.use_backend(backend):
         out = chain_loss(list(seq), real, fake, loss=loss, eps=eps, **kw)
         out.loss.backward()
     return out, [p.grad.clone() for p in seq.parameters()]
 
 
-def check(seq, real, fake, tol, loss="wgan-gp", eps=None, **kw):
+def check(seq, real, fake, tol, loss="wgan-gp", eps=None, backend=NATIVE, **kw):
     ref, ref_grads = oracle(seq, real, fake, loss, eps, **kw)
-    out, grads = fused(seq, real, fake, loss, eps, **kw)
+    out, grads = fused(seq, real, fake, loss, eps, backend, **kw)
     for name in ("loss", "wasserstein", "penalty"):
         assert torch.isfinite(getattr(out, name)).all()
         assert rel_err(getattr(out, name), getattr(ref, name)) < tol, name
@@ -237,11 +238,27 @@ def test_wrapped_critic_points_to_its_sequential():
         FusedCritic.from_sequential(Critic())
 
 
-def test_triton_backend_refuses_the_chain_clearly():
-    seq = dcgan(8)
-    real, fake, _ = draw(2, (3, 8, 8), torch.float64, seed=0)
-    with fastgan.use_backend("triton"), pytest.raises(fastgan.BackendUnavailableError, match="no Triton"):
-        chain_loss(list(seq), real, fake)
+@pytest.mark.parametrize("loss", ["wgan-gp", "wgan", "r1"])
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_triton_elementwise_kernels(loss, layer_norm):
+    """The triton backend: the same orchestration with the Triton elementwise kernels
+    (the interpreter here), float64 and float32."""
+    for dtype, tol in ((torch.float64, 1e-10), (torch.float32, 1e-5)):
+        seq = dcgan(8, act=nn.SiLU if layer_norm else (lambda: nn.LeakyReLU(0.2)), layer_norm=layer_norm,
+                    dtype=dtype, seed=12)
+        real, fake, eps = draw(3, (3, 8, 8), dtype, seed=12)
+        check(seq, real, fake, tol, loss, eps=eps if loss == "wgan-gp" else None, backend="triton")
+
+
+def test_triton_every_activation_with_bias_gain_and_clamp():
+    torch.manual_seed(13)
+    acts = [BiasAct(4, name, gain=1.2, clamp=2.0, dtype=torch.float64) for name in
+            ("relu", "lrelu", "tanh", "sigmoid", "softplus", "silu", "elu", "gelu", "linear")]
+    for act in acts:
+        nn.init.uniform_(act.bias, -0.5, 0.5)
+        seq = nn.Sequential(nn.Conv2d(2, 4, 3, 1, 1), act, nn.Flatten(), nn.Linear(4 * 25, 1)).double()
+        real, fake, eps = draw(2, (2, 5, 5), torch.float64, seed=13)
+        check(seq, real, fake, 1e-10, eps=eps, backend="triton")
 
 
 def test_bad_arguments():
@@ -255,3 +272,28 @@ def test_bad_arguments():
         chain_loss(list(seq), real.requires_grad_(), fake)
     with pytest.raises(ValueError, match="gamma"):
         FusedCritic.from_sequential(seq).r1_loss(real.detach(), fake, gamma=-1)
+
+
+@pytest.mark.parametrize("objective", ["wgan-gp", "wgan"])
+def test_trainer_images_path_runs_the_fused_chain(tmp_path, monkeypatch, objective):
+    """`fastgan train --data digits` takes the fused chain step by default; with
+    `--critic-step drop-in` the critic's forward and fastgan.gradient_penalty. Both train
+    the same float64 run (the fused step is called, and the runs agree to 1e-9)."""
+    import fastgan.nn as fnn
+    from fastgan.trainer import TrainConfig, Trainer
+
+    monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
+    calls = []
+    original = fnn.chain_loss
+    monkeypatch.setattr(fnn, "chain_loss", lambda *a, **k: calls.append(1) or original(*a, **k))
+    params = {}
+    for step in ("fused", "drop-in"):
+        calls.clear()
+        cfg = TrainConfig(objective=objective, data="digits", steps=2, batch=8, n_critic=2, width=6, latent_dim=4,
+                          eval_every=0, eval_samples=20, log_every=1, checkpoint_every=100, progress=False,
+                          dtype="float64", critic_step=step, out=str(tmp_path / step))
+        trainer = Trainer(cfg)
+        trainer.run()
+        assert (len(calls) > 0) == (step == "fused")
+        params[step] = [p.detach().clone() for p in trainer.critic.parameters()]
+    assert max(rel_err(a, b) for a, b in zip(params["fused"], params["drop-in"])) < 1e-9

@@ -29,6 +29,18 @@ def critic_args():
     return params, real, fake, torch.rand(6, generator=g, dtype=torch.float64)
 
 
+def chain_args(real, fake, eps):
+    """chain_step's arguments for a Linear, LayerNorm, SiLU, Linear chain (WGAN-GP)."""
+    from torch import nn
+
+    from fastgan.ops.chain import chain_spec
+
+    torch.manual_seed(2)
+    spec = chain_spec([nn.Linear(3, 5).double(), nn.LayerNorm(5).double(), nn.SiLU(), nn.Linear(5, 1).double()])
+    return (real, fake, eps, [p.detach() for p in spec.params], spec.ints, spec.floats, 1, 10.0, 1.0, False, True,
+            False)
+
+
 def differentiable_cases(requires_grad):
     x, b, dy, (dim, act, alpha, gain, clamp) = bias_act_args(requires_grad)
     yield ops.bias_act.default, (x, b, dim, act, alpha, gain, clamp)
@@ -45,6 +57,7 @@ def other_cases():
     yield ops.mlp_forward.default, (x, params, "tanh", 0.0)
     yield ops.mlp_backward.default, (torch.ones_like(out), x, params, list(saved), "tanh", 0.0, True, True)
     yield ops.critic_step.default, (real, fake, eps, params, "tanh", 0.0, 10.0, 1.0, False, True)
+    yield ops.chain_step.default, chain_args(real, fake, eps)
     yield ops.clip_.default, ([p.clone() for p in params], 0.1)
     grads = [torch.randn_like(p) for p in params]
     yield ops.clipped_rmsprop_.default, ([p.clone() for p in params], grads, [torch.rand_like(p) for p in params],

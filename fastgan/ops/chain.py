@@ -30,8 +30,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from fastgan import _checks, backends, reference
-from fastgan.ops._dispatch import native_ops
+from fastgan import _checks, _extension, backends, reference
 from fastgan.ops.bias_act import DEFAULT_ALPHA
 from fastgan.ops.critic import CriticLoss, _CriticStep, _prepare_eps
 
@@ -162,13 +161,17 @@ def chain_spec(modules: Sequence[nn.Module]) -> ChainSpec:
     return ChainSpec(ints, floats, params)
 
 
-def _step_function(backend: str, modules, spec: ChainSpec, loss: str, lam: float, center: float,
-                   one_sided: bool):
-    op = native_ops(backend).chain_step
+def _step_function(backend: str, spec: ChainSpec, loss: str, lam: float, center: float, one_sided: bool):
+    """The step on ``backend``: the extension's ``chain_step``, whose elementwise kernels
+    are the Triton ones on the ``triton`` backend (one C++ orchestration for all)."""
+    triton = backend == "triton"
+    if triton:
+        from fastgan.kernels import chain_elementwise  # noqa: F401  (registers the Triton kernels)
+    op = _extension.ops().chain_step
 
     def step(real, fake, eps, params, param_grads):
         return op(real, fake, eps, params, spec.ints, spec.floats, LOSSES[loss], lam, center, one_sided,
-                  param_grads)
+                  param_grads, triton)
     return step
 
 
@@ -201,14 +204,10 @@ def chain_loss(modules: Sequence[nn.Module], real: Tensor, fake: Tensor, *, loss
     elif eps is not None:
         raise ValueError("eps is only used with the wgan-gp loss")
     backend = backends.resolve(real.device)
-    if backend == "triton":
-        raise backends.BackendUnavailableError(
-            "the fused chain step has no Triton implementation yet: use the cuda or cpu backend "
-            "(fastgan.use_backend), or fastgan.gradient_penalty with any backend")
     if backend == "eager":
         r = reference.chain_loss(nn.Sequential(*modules), real, fake, loss, lam, eps, center, bool(one_sided))
         return CriticLoss(r.loss, r.wasserstein, r.penalty)
-    step = _step_function(backend, modules, spec, loss, lam, center, bool(one_sided))
+    step = _step_function(backend, spec, loss, lam, center, bool(one_sided))
     return CriticLoss(*_CriticStep.apply(step, real.contiguous(), fake.contiguous(), eps, *params))
 
 
@@ -230,12 +229,10 @@ def _check_batch(real: Tensor, fake: Tensor) -> None:
 
 def _register_fake_impls() -> None:
     @torch.library.register_fake("fastgan::chain_step")
-    def _(real, fake, eps, params, ints, floats, loss, lam, center, one_sided, param_grads):
+    def _(real, fake, eps, params, ints, floats, loss, lam, center, one_sided, param_grads, triton):
         grads = [torch.empty_like(p) for p in params] if param_grads else []
         return real.new_empty(()), real.new_empty(()), real.new_empty(()), grads
 
-
-from fastgan import _extension  # noqa: E402  (after the op's users above)
 
 if _extension.load_error() is None:
     _register_fake_impls()
