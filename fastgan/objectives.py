@@ -16,6 +16,9 @@ a real-valued critic score for the WGANs.
 * ``wgan-gp``: Gulrajani et al. (2017): the same critic loss plus ``lam E (||grad
   D(x^)|| - 1)^2`` on interpolates; Adam 1e-4, betas (0.5, 0.9), lam 0.1 on toy data
   and 10 on images, 5 critic steps.
+* ``nsgan-r1``: the non-saturating GAN with the R1 penalty ``gamma / 2 E ||grad D(x)||^2``
+  on the reals (Mescheder et al. 2018), StyleGAN's recipe; ``lam`` is gamma (0.1 on
+  toy data, 10 on images), Adam betas (0, 0.99), one critic step.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ DESCRIPTIONS = {
     "noisy-gan": "GAN with annealed instance noise on D's inputs, real and fake (Arjovsky & Bottou 2017, sec. 3)",
     "wgan": "Wasserstein GAN, critic weights clipped to [-c, c], RMSprop (Arjovsky et al. 2017)",
     "wgan-gp": "Wasserstein GAN with gradient penalty on interpolates, Adam (Gulrajani et al. 2017)",
+    "nsgan-r1": "non-saturating GAN with the R1 penalty gamma/2 E|grad D(x)|^2 on the reals (Mescheder et al. 2018; "
+                "StyleGAN's recipe)",
 }
 OBJECTIVES = tuple(DESCRIPTIONS)
 
@@ -102,6 +107,8 @@ def defaults(objective: str, images: bool) -> Defaults:
         return Defaults("adam", 1e-4, (0.0, 0.9) if images else (0.5, 0.9), 5, lam=10.0 if images else 0.1)
     if objective in ("gan", "nsgan", "noisy-gan"):
         return Defaults("adam", 2e-4 if images else 1e-4, (0.5, 0.999), 1)
+    if objective == "nsgan-r1":
+        return Defaults("adam", 2e-4 if images else 1e-4, (0.0, 0.99), 1, lam=10.0 if images else 0.1)
     raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
 
 
@@ -119,7 +126,8 @@ class CriticObjective(torch.nn.Module):
     unless ``fused=False``; any other critic takes its two forwards and
     :func:`fastgan.gradient_penalty` with ``method`` (``"jvp"`` under DDP, which cannot
     run a double backward). The GAN
-    objectives add ``sigma``'s instance noise. Critic outputs are float32 before the
+    objectives add ``sigma``'s instance noise; ``nsgan-r1`` adds R1 with ``gamma = lam``
+    (fused in the chain critics' ``r1_loss``). Critic outputs are float32 before the
     losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
     """
 
@@ -134,10 +142,21 @@ class CriticObjective(torch.nn.Module):
     def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
                 sigma: float = 0.0):
         from fastgan.nn import ChainCritic, FusedMLPCritic
-        from fastgan.penalties import gradient_penalty
+        from fastgan.penalties import gradient_penalty, r1_penalty
         from fastgan.profiling import span
 
         critic, penalty = self.critic, None
+        if self.objective == "nsgan-r1":
+            if self.fused and isinstance(critic, ChainCritic):  # the logistic loss and R1, one fused pass
+                out = critic.r1_loss(real, fake, gamma=lam)
+                return out.loss, out.wasserstein, out.penalty if lam else None
+            d_real, d_fake = critic(real).float(), critic(fake).float()
+            loss = critic_gan_loss(d_real, d_fake)
+            if lam:
+                with span("penalty"):  # r1_penalty is gamma/2 E|g|^2: report E|g|^2
+                    penalty = r1_penalty(critic, real, gamma=2.0, method=self.method)
+                loss = loss + 0.5 * lam * penalty
+            return loss, (d_real.mean() - d_fake.mean()).detach(), penalty
         if self.objective not in ("wgan", "wgan-gp"):
             d_real = critic(instance_noise(real, sigma)).float()
             d_fake = critic(instance_noise(fake, sigma)).float()

@@ -66,7 +66,7 @@ class TrainConfig:
     :class:`ConfigError` (a ``ValueError``) or :class:`ConfigTypeError` (a
     ``TypeError``) naming the setting."""
 
-    objective: str = _setting("wgan-gp", "gan, nsgan, noisy-gan, wgan or wgan-gp")
+    objective: str = _setting("wgan-gp", "gan, nsgan, noisy-gan, wgan, wgan-gp or nsgan-r1")
     data: str = _setting("8gaussians", "a data set's name or the path of an array or image folder")
     steps: int = _setting(2000, "generator steps")
     batch: int = _setting(256, "batch size (the whole batch, over all ranks)")
@@ -75,8 +75,8 @@ class TrainConfig:
     lr_decay: str = _setting("none", "learning-rate schedule: none, or linear to 0 at the last step")
     beta1: float | None = _setting(None, "Adam's beta1, in [0, 1)", float)
     beta2: float | None = _setting(None, "Adam's beta2, in [0, 1)", float)
-    lam: float | None = _setting(None, "gradient penalty weight (wgan-gp)", float)
-    lazy_penalty: int = _setting(1, "penalty every k critic steps, scaled by k (wgan-gp)")
+    lam: float | None = _setting(None, "gradient penalty weight (wgan-gp), R1's gamma (nsgan-r1)", float)
+    lazy_penalty: int = _setting(1, "penalty every k critic steps, scaled by k (wgan-gp, nsgan-r1)")
     critic_step: str = _setting("fused", "the WGAN(-GP) critic step of fastgan's critics: fused (one pass, no double "
                                          "backward) or drop-in (their forward and fastgan.gradient_penalty, for "
                                          "comparison)")
@@ -489,8 +489,10 @@ class Trainer:
             real = self.sample_real(self.batch)
             with torch.no_grad():
                 fake = self.generator(self.sample_latent(self.batch))
-        lam = self.lam * cfg.lazy_penalty if obj == "wgan-gp" and it % cfg.lazy_penalty == 0 else 0.0
-        eps = self.sample_eps(self.batch) if lam else None
+        # every k-th critic step of the run (n_critic is constant for the penalised objectives)
+        penalised = obj in ("wgan-gp", "nsgan-r1") and (self.step * self.n_critic + it) % cfg.lazy_penalty == 0
+        lam = self.lam * cfg.lazy_penalty if penalised else 0.0
+        eps = self.sample_eps(self.batch) if lam and obj == "wgan-gp" else None
         self.opt_d.zero_grad(set_to_none=True)
         with span("critic_forward_backward"):
             loss, w, penalty = self._critic_pass(real, fake, eps, lam, sigma)

@@ -274,11 +274,11 @@ def test_bad_arguments():
         FusedCritic.from_sequential(seq).r1_loss(real.detach(), fake, gamma=-1)
 
 
-@pytest.mark.parametrize("objective", ["wgan-gp", "wgan"])
+@pytest.mark.parametrize("objective", ["wgan-gp", "wgan", "nsgan-r1"])
 def test_trainer_images_path_runs_the_fused_chain(tmp_path, monkeypatch, objective):
     """`fastgan train --data digits` takes the fused chain step by default; with
     `--critic-step drop-in` the critic's forward and fastgan.gradient_penalty. Both train
-    the same float64 run (the fused step is called, and the runs agree to 1e-9)."""
+    the same float64 run (the fused step is called, and the runs agree)."""
     import fastgan.nn as fnn
     from fastgan.trainer import TrainConfig, Trainer
 
@@ -291,9 +291,30 @@ def test_trainer_images_path_runs_the_fused_chain(tmp_path, monkeypatch, objecti
         calls.clear()
         cfg = TrainConfig(objective=objective, data="digits", steps=2, batch=8, n_critic=2, width=6, latent_dim=4,
                           eval_every=0, eval_samples=20, log_every=1, checkpoint_every=100, progress=False,
-                          dtype="float64", critic_step=step, out=str(tmp_path / step))
+                          dtype="float64", critic_step=step, lazy_penalty=2, out=str(tmp_path / step))
         trainer = Trainer(cfg)
         trainer.run()
         assert (len(calls) > 0) == (step == "fused")
         params[step] = [p.detach().clone() for p in trainer.critic.parameters()]
-    assert max(rel_err(a, b) for a, b in zip(params["fused"], params["drop-in"])) < 1e-9
+    # Adam divides by sqrt(v) + 1e-8: a gradient element near 1e-8 turns the float64 rounding of
+    # either path (1e-17 absolute) into 1e-9 of its update; the gradients themselves agree to 1e-10
+    # (the parity tests above)
+    assert max(rel_err(a, b) for a, b in zip(params["fused"], params["drop-in"])) < 1e-7
+
+
+@pytest.mark.parametrize("objective", ["wgan-gp", "nsgan-r1"])
+def test_lazy_penalty_every_kth_critic_step(tmp_path, monkeypatch, objective):
+    """--lazy-penalty 2 with one critic step per generator step: the penalty on steps
+    1, 3, ... (the run's critic steps 0, 2, ...), none in between."""
+    import json
+
+    from fastgan.trainer import TrainConfig, Trainer
+
+    monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(objective=objective, data="digits", steps=4, batch=8, n_critic=1, width=6, latent_dim=4,
+                      eval_every=0, eval_samples=20, log_every=1, checkpoint_every=100, progress=False,
+                      lazy_penalty=2, out=str(tmp_path / "run"))
+    Trainer(cfg).run()
+    with open(tmp_path / "run" / "metrics.jsonl") as f:
+        penalties = [r["penalty"] for r in map(json.loads, f) if "penalty" in r]
+    assert [p > 0 for p in penalties] == [True, False, True, False]
