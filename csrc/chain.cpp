@@ -334,7 +334,7 @@ class Chain {
       if (!layer.act_in_place()) release(l + 1, row0, B);  // only an in-place activation reads its output
       if (!(interp_only && !penalised)) {
         const int64_t r0 = interp_only ? row0 : 0;
-        const int64_t rows = H_[l].size(0) - r0;
+        const int64_t rows = interp_only ? B : H_[l].size(0);
         E[l] = input_gradient(l, E[l + 1].narrow(0, r0, rows), H_[l].narrow(0, r0, rows), r0, rows, false);
       }
       if (param_grads) ordinary_gradients(l, E[l + 1], E[l], ordinary, B);
@@ -433,6 +433,10 @@ class Chain {
 
   void set_row0(int64_t row0) { row0_ = row0; }
 
+  // R1: the real rows' loss seeds, applied to their signal (seeded with 1) in the
+  // ordinary gradients.
+  void set_real_seed(const at::Tensor& seed) { real_seed_ = seed; }
+
  private:
   // The parameter gradients of layer l from the ordinary rows [0, ordinary): e_out is the
   // signal at its output, e_in at its input (all rows).
@@ -440,16 +444,29 @@ class Chain {
     const Layer& layer = L_[l];
     const Prepared& p = prep_[l];
     if (layer.weighted()) {
-      add_weight_grad(l, e_out.narrow(0, 0, ordinary), H_[l].narrow(0, 0, ordinary));
-      if (layer.bias.defined()) add_grad(layer.bias_index, block_sum(e_out, ordinary, B), {});
+      const at::Tensor e = ordinary_signal(e_out, ordinary, B);
+      add_weight_grad(l, e, H_[l].narrow(0, 0, ordinary));
+      if (layer.bias.defined()) add_grad(layer.bias_index, block_sum(e, ordinary, B), {});
     } else if (layer.kind == LayerKind::LayerNorm && (layer.weight.defined() || layer.bias.defined())) {
       // block by block of B rows, so that equal and opposite real and fake terms cancel exactly
+      const at::Tensor e = ordinary_signal(e_out, ordinary, B);
       for (int64_t r = 0; r < ordinary; r += B) {
-        norm_param_grads(l, e_out.narrow(0, r, B), H_[l].narrow(0, r, B), r);
+        norm_param_grads(l, e.narrow(0, r, B), H_[l].narrow(0, r, B), r);
       }
     } else if (layer.kind == LayerKind::Act && layer.bias.defined()) {
-      add_grad(layer.bias_index, block_sum(e_in, ordinary, B), p.bias_order);
+      add_grad(layer.bias_index, block_sum(ordinary_signal(e_in, ordinary, B), ordinary, B), p.bias_order);
     }
+  }
+
+  // The ordinary rows of signal e. With R1 the real rows carried seed 1 (their signal is
+  // also g's): the loss's own seeds, one per real row, scale them here, on a copy.
+  at::Tensor ordinary_signal(const at::Tensor& e, int64_t ordinary, int64_t B) const {
+    if (!real_seed_.defined()) return e.narrow(0, 0, ordinary);
+    at::Tensor out = e.narrow(0, 0, ordinary).clone(at::MemoryFormat::Preserve);
+    std::vector<int64_t> shape(e.dim(), 1);
+    shape[0] = B;
+    out.narrow(0, 0, B).mul_(real_seed_.view(shape));
+    return out;
   }
 
   // LayerNorm l's weight and bias gradients from output signal e at inputs x (rows from r0).
@@ -574,6 +591,7 @@ class Chain {
   bool triton_;
   bool any_second_order_ = false;
   int64_t row0_ = 0;
+  at::Tensor real_seed_;
   std::vector<at::Tensor> H_, Hi_, Ei_, Q_;
   std::vector<Prepared> prep_;
   std::vector<NormRows> norms_;
@@ -604,10 +622,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
   TORCH_CHECK(B > 0, "fastgan: empty batch");
   const bool penalised = loss != ChainLoss::WGAN;
   TORCH_CHECK(eps.has_value() == (loss == ChainLoss::WGANGP), "fastgan: eps is given with wgan-gp only");
-  const int64_t rows = penalised ? 3 * B : 2 * B, row0 = 2 * B;
+  // The penalised rows: x^ after the real and fake rows (wgan-gp), or the real rows
+  // themselves (R1, whose penalty is on the reals).
+  const bool r1 = loss == ChainLoss::R1;
+  const int64_t rows = loss == ChainLoss::WGANGP ? 3 * B : 2 * B, row0 = r1 ? 0 : 2 * B;
   const double inv_b = 1.0 / static_cast<double>(B);
 
-  // Step 1: X = [real; fake; x^] (x^ = real for R1), channels-last for image batches.
+  // Step 1: X = [real; fake; x^] (without x^ for wgan and R1), channels-last for image batches.
   std::vector<int64_t> shape(real.sizes().begin(), real.sizes().end());
   shape[0] = rows;
   const at::Tensor X = at::empty(shape, real.options().memory_format(
@@ -621,8 +642,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
     eshape[0] = B;
     at::Tensor x_hat = X.narrow(0, row0, B);
     at::lerp_out(x_hat, fake, real, eps->reshape(eshape).to(real.options()));
-  } else if (loss == ChainLoss::R1) {
-    X.narrow(0, row0, B).copy_(real);
   }
   std::vector<Layer> layers = parse_layers(params, ints, floats, X);
   std::vector<at::Tensor> grads(params.size());
@@ -635,10 +654,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
   const at::Tensor wasserstein = (d_real.sum() - d_fake.sum()) * inv_b;
   at::Tensor seed = at::empty({rows}, X.options());
   at::Tensor base_loss;
-  if (loss == ChainLoss::R1) {
+  if (r1) {
     // softplus(-D) for the reals, softplus(D) for the fakes: seeds -sigmoid(-D)/B, sigmoid(D)/B.
+    // The real rows are seeded with 1 (for g); their own seeds scale their signal in the
+    // ordinary gradients, as the backward is linear in the seed.
     base_loss = (at::softplus(-d_real).sum() + at::softplus(d_fake).sum()) * inv_b;
-    seed.narrow(0, 0, B).copy_(at::sigmoid(-d_real)).mul_(-inv_b);
+    chain.set_real_seed(at::sigmoid(-d_real).mul_(-inv_b));
     seed.narrow(0, B, B).copy_(at::sigmoid(d_fake)).mul_(inv_b);
   } else {
     base_loss = -wasserstein;

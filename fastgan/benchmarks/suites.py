@@ -53,10 +53,11 @@ def floor_gemms(widths, batch, smooth=False, device=None):
     return run
 
 
-def floor_convolutions(layers, shape, batch, second_order, device=None):
+def floor_convolutions(layers, shape, batch, second_order, stacked=3, device=None):
     """The convolutions and GEMMs the fused chain step runs (csrc/chain.cpp), as one
     callable, on channels-last batches as the step runs them. Per conv or linear layer:
-    the forward over 3B rows, the input gradient over 3B rows (B for the first layer),
+    the forward over the stacked rows (3B for WGAN-GP, 2B for R1, whose penalty is on
+    the real rows), the input gradient over the stacked rows (B for the first layer),
     the weight gradient of the real and fake rows (2B), the tangent and its weight
     gradient over B rows each; with a second-order layer (LayerNorm, smooth
     activations) also hbar's weight gradient and input gradient over B rows each."""
@@ -76,8 +77,8 @@ def floor_convolutions(layers, shape, batch, second_order, device=None):
             y = m(x)
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
             w = m.weight.detach().to(device)
-            h3, h2, h1 = rows(3 * batch, x), rows(2 * batch, x), rows(batch, x)
-            g3, g2, g1 = rows(3 * batch, y), rows(2 * batch, y), rows(batch, y)
+            h3, h2, h1 = rows(stacked * batch, x), rows(2 * batch, x), rows(batch, x)
+            g3, g2, g1 = rows(stacked * batch, y), rows(2 * batch, y), rows(batch, y)
             forwards = [h3, h1]                                   # forward, tangent
             weight_grads = [(g2, h2), (g1, h1)] + ([(g1, h1)] if second_order else [])
             input_grads = [(g1, h1) if i == 0 else (g3, h3)] + ([(g1, h1)] if second_order and i else [])
@@ -222,7 +223,7 @@ def conv_critic_step(quick: bool, device: torch.device):
             peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b, loss), b)
                       for b in fastgan_backends(device) if b != "triton"]
             floor = floor_convolutions(list(twin), (channels, size, size), batch, second_order=layer_norm,
-                                       device=device)
+                                       stacked=2 if loss == "r1" else 3, device=device)
             label = f"{name} width {width} B={batch} {loss}{', LayerNorm' if layer_norm else ''}"
             yield label, with_cuda_graphs(peers, device), floor
 
