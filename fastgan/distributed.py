@@ -17,6 +17,7 @@ a plain process is a group of one and runs no collective at all.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from dataclasses import dataclass
 
@@ -130,8 +131,11 @@ def setup(device: torch.device, timeout_s: float) -> tuple[Group, torch.device]:
 
 
 def shutdown() -> None:
-    """Leaves the group, if this process joined one."""
+    """Leaves the group, if this process joined one. Unreachable trainers (their bound
+    methods make cycles) are collected first: a DistributedDataParallel reducer that
+    outlives its group aborts the process at exit now and then."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

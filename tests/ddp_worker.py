@@ -47,6 +47,11 @@ def main(kind: str, out: str) -> None:
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in net.parameters()]
     torch.save(grads, os.path.join(out, f"grads_rank{rank}.pt"))
     if world > 1:
+        # DDP's reducer goes before its group: destroying the group under a live reducer
+        # aborts the process at exit now and then ("terminate called without an active
+        # exception")
+        del step
+        dist.barrier()
         dist.destroy_process_group()
 
 
