@@ -145,6 +145,21 @@ def test_float64_zero_input_gradient_has_no_nan():
     check(seq, real, fake, 1e-10, "r1")
 
 
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_one_sample_with_zero_input_gradient(backend):
+    """A ReLU on the input: a sample whose pixels are all negative has g = 0 exactly (the
+    others do not); its u is 0 by the norm's zero subgradient, nothing is NaN."""
+    torch.manual_seed(14)
+    seq = nn.Sequential(nn.ReLU(), nn.Conv2d(2, 3, 3, 2, 1), nn.Tanh(), nn.Flatten(), nn.Linear(12, 1)).double()
+    real, fake, eps = draw(3, (2, 4, 4), torch.float64, seed=14)
+    real[1], fake[1] = -real[1].abs() - 0.1, -fake[1].abs() - 0.1
+    x_hat = (eps.view(-1, 1, 1, 1) * real + (1 - eps.view(-1, 1, 1, 1)) * fake).requires_grad_(True)
+    (g,) = torch.autograd.grad(seq(x_hat).sum(), x_hat)
+    assert g[1].abs().max() == 0 and g[0].abs().max() > 0
+    for loss in ("wgan-gp", "r1"):
+        check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None, backend=backend)
+
+
 def test_float64_mlp_chain():
     torch.manual_seed(6)
     seq = nn.Sequential(nn.Linear(7, 13), nn.LeakyReLU(0.2), nn.Linear(13, 9), nn.LayerNorm(9), nn.Tanh(),
