@@ -67,14 +67,16 @@ def dcgan(size, channels=3, width=3, act=lambda: nn.LeakyReLU(0.2), layer_norm=F
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_float64_dcgan_sizes(size, layer_norm):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_dcgan_sizes(size, layer_norm, backend):
     seq = dcgan(size, layer_norm=layer_norm, seed=size)
     real, fake, eps = draw(3 if size < 64 else 2, (3, size, size), torch.float64, seed=size)
-    check(seq, real, fake, 1e-10, eps=eps)
+    check(seq, real, fake, 1e-10, eps=eps, backend=backend)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 0), (3, 2, 1), (5, 1, 1), (5, 2, 0), (3, 1, 1)])
-def test_float64_conv_geometries(kernel, stride, padding):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_conv_geometries(kernel, stride, padding, backend):
     torch.manual_seed(kernel * 10 + stride)
     seq = nn.Sequential(nn.Conv2d(3, 5, kernel, stride, padding), nn.LeakyReLU(0.2),
                         nn.Conv2d(5, 7, kernel, stride, padding, bias=False), nn.Tanh(),
@@ -84,12 +86,13 @@ def test_float64_conv_geometries(kernel, stride, padding):
     out_side = seq[:-1](torch.zeros(1, *x_shape, dtype=torch.float64)).shape[-1]
     seq.append(nn.Linear(out_side * out_side, 1).double())
     real, fake, eps = draw(4, x_shape, torch.float64, seed=kernel)
-    check(seq, real, fake, 1e-10, eps=eps)
+    check(seq, real, fake, 1e-10, eps=eps, backend=backend)
 
 
 @pytest.mark.parametrize("act", range(len(ACTIVATIONS)))
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_float64_every_activation(act, layer_norm):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_every_activation(act, layer_norm, backend):
     make = ACTIVATIONS[act]
 
     def act_module():
@@ -104,32 +107,35 @@ def test_float64_every_activation(act, layer_norm):
     seq = nn.Sequential(*layers, act_module(), nn.Conv2d(5, 5, 3, 1, 1), act_module(), nn.AvgPool2d(2),
                         nn.Flatten(), nn.Linear(20, 1)).double()
     real, fake, eps = draw(5, (2, 8, 8), torch.float64, seed=act)
-    check(seq, real, fake, 1e-10, eps=eps)
+    check(seq, real, fake, 1e-10, eps=eps, backend=backend)
 
 
 @pytest.mark.parametrize("loss", ["wgan-gp", "wgan", "r1"])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_float64_batch_of_one(loss, layer_norm):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_batch_of_one(loss, layer_norm, backend):
     seq = dcgan(16, layer_norm=layer_norm, seed=1)
     real, fake, eps = draw(1, (3, 16, 16), torch.float64, seed=1)
-    check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None)
+    check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None, backend=backend)
 
 
 @pytest.mark.parametrize("lam,center,one_sided", [(0.0, 1.0, False), (3.5, 0.7, False), (10.0, 1.0, True),
                                                   (2.0, 0.05, True)])
 @pytest.mark.parametrize("act", [lambda: nn.LeakyReLU(0.2), nn.SiLU])
-def test_float64_penalty_variants(lam, center, one_sided, act):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_penalty_variants(lam, center, one_sided, act, backend):
     seq = dcgan(16, act=act, seed=2)
     real, fake, eps = draw(4, (3, 16, 16), torch.float64, seed=3)
-    check(seq, real, fake, 1e-10, eps=eps, lam=lam, center=center, one_sided=one_sided)
+    check(seq, real, fake, 1e-10, eps=eps, lam=lam, center=center, one_sided=one_sided, backend=backend)
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 @pytest.mark.parametrize("act", [lambda: nn.LeakyReLU(0.2), nn.Softplus, nn.GELU])
-def test_float64_r1(layer_norm, act):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_r1(layer_norm, act, backend):
     seq = dcgan(16, act=act, layer_norm=layer_norm, seed=4)
     real, fake, _ = draw(5, (3, 16, 16), torch.float64, seed=4)
-    check(seq, real, fake, 1e-10, "r1", lam=5.0)
+    check(seq, real, fake, 1e-10, "r1", lam=5.0, backend=backend)
 
 
 def test_float64_zero_input_gradient_has_no_nan():
@@ -160,21 +166,23 @@ def test_float64_one_sample_with_zero_input_gradient(backend):
         check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None, backend=backend)
 
 
-def test_float64_mlp_chain():
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_mlp_chain(backend):
     torch.manual_seed(6)
     seq = nn.Sequential(nn.Linear(7, 13), nn.LeakyReLU(0.2), nn.Linear(13, 9), nn.LayerNorm(9), nn.Tanh(),
                         nn.Linear(9, 1)).double()
     real, fake, eps = draw(6, (7,), torch.float64, seed=6)
     for loss in ("wgan-gp", "wgan", "r1"):
-        check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None)
+        check(seq, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None, backend=backend)
 
 
 @pytest.mark.parametrize("loss", ["wgan-gp", "r1"])
 @pytest.mark.parametrize("layer_norm", [False, True])
-def test_float32_relative_error(loss, layer_norm):
+@pytest.mark.parametrize("backend", FUSED)
+def test_float32_relative_error(loss, layer_norm, backend):
     seq = dcgan(32, width=8, layer_norm=layer_norm, dtype=torch.float32, seed=7)
     real, fake, eps = draw(6, (3, 32, 32), torch.float32, seed=7)
-    check(seq, real, fake, 1e-5, loss, eps=eps if loss == "wgan-gp" else None)
+    check(seq, real, fake, 1e-5, loss, eps=eps if loss == "wgan-gp" else None, backend=backend)
 
 
 def test_dcgan_critic_is_a_chain():
