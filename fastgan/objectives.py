@@ -42,6 +42,12 @@ DESCRIPTIONS = {
 OBJECTIVES = tuple(DESCRIPTIONS)
 
 
+def loss_precision(d: Tensor) -> Tensor:
+    """Critic outputs at the precision of the losses: half-precision ones (autocast) in
+    float32, float32 and float64 as they are."""
+    return d.float() if d.dtype in (torch.float16, torch.bfloat16) else d
+
+
 def critic_gan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
     """``-(E log sigmoid(d_real) + E log(1 - sigmoid(d_fake)))`` from logits, stably."""
     return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
@@ -121,14 +127,14 @@ class CriticObjective(torch.nn.Module):
         loss, w, penalty = step(real, fake, eps=eps, lam=10.0)
         loss.backward()                    # gradients averaged over the ranks by DDP
 
-    A :class:`~fastgan.FusedMLPCritic` or a chain critic (:class:`~fastgan.FusedCritic`,
-    :class:`~fastgan.nn.DCGANCritic`) takes its fused step (no double backward at all)
-    unless ``fused=False``; any other critic takes its two forwards and
-    :func:`fastgan.gradient_penalty` with ``method`` (``"jvp"`` under DDP, which cannot
-    run a double backward). The GAN
+    A :class:`~fastgan.FusedMLPCritic`, a chain critic (:class:`~fastgan.FusedCritic`,
+    :class:`~fastgan.nn.DCGANCritic`) or a plain ``nn.Sequential`` of the chain's layers
+    takes its fused step (no double backward at all) unless ``fused=False``; any other
+    critic takes its two forwards and :func:`fastgan.gradient_penalty` with ``method``
+    (``"jvp"`` under DDP, which cannot run a double backward). The GAN
     objectives add ``sigma``'s instance noise; ``nsgan-r1`` adds R1 with ``gamma = lam``
-    (fused in the chain critics' ``r1_loss``). Critic outputs are float32 before the
-    losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
+    (fused in the chain critics' ``r1_loss``). Half-precision critic outputs are made
+    float32 before the losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
     """
 
     def __init__(self, critic: torch.nn.Module, objective: str, method: str = "auto", scaler=None,
@@ -138,19 +144,21 @@ class CriticObjective(torch.nn.Module):
             raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
         self.critic, self.objective, self.method, self.scaler = critic, objective, method, scaler
         self.fused = fused
+        self.chain = self._chain_layers()
 
     def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
                 sigma: float = 0.0):
-        from fastgan.nn import ChainCritic, FusedMLPCritic
+        from fastgan.nn import FusedMLPCritic
+        from fastgan.ops.chain import chain_loss
         from fastgan.penalties import gradient_penalty, r1_penalty
         from fastgan.profiling import span
 
-        critic, penalty = self.critic, None
+        critic, penalty, chain = self.critic, None, self.chain
         if self.objective == "nsgan-r1":
-            if self.fused and isinstance(critic, ChainCritic):  # the logistic loss and R1, one fused pass
-                out = critic.r1_loss(real, fake, gamma=lam)
+            if chain is not None:  # the logistic loss and R1, one fused pass
+                out = chain_loss(chain, real, fake, loss="r1", lam=0.5 * lam)
                 return out.loss, out.wasserstein, out.penalty if lam else None
-            d_real, d_fake = critic(real).float(), critic(fake).float()
+            d_real, d_fake = loss_precision(critic(real)), loss_precision(critic(fake))
             loss = critic_gan_loss(d_real, d_fake)
             if lam:
                 with span("penalty"):  # r1_penalty is gamma/2 E|g|^2: report E|g|^2
@@ -158,13 +166,16 @@ class CriticObjective(torch.nn.Module):
                 loss = loss + 0.5 * lam * penalty
             return loss, (d_real.mean() - d_fake.mean()).detach(), penalty
         if self.objective not in ("wgan", "wgan-gp"):
-            d_real = critic(instance_noise(real, sigma)).float()
-            d_fake = critic(instance_noise(fake, sigma)).float()
+            d_real = loss_precision(critic(instance_noise(real, sigma)))
+            d_fake = loss_precision(critic(instance_noise(fake, sigma)))
             return critic_gan_loss(d_real, d_fake), (d_real.mean() - d_fake.mean()).detach(), None
-        if self.fused and isinstance(critic, (FusedMLPCritic, ChainCritic)):  # one fused pass, penalty included
+        if self.fused and isinstance(critic, FusedMLPCritic):  # one fused pass, penalty included
             out = critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam else critic.wgan_loss(real, fake)
             return out.loss, out.wasserstein, out.penalty if lam else None
-        loss = critic_wgan_loss(critic(real).float(), critic(fake).float())
+        if chain is not None:
+            out = chain_loss(chain, real, fake, loss="wgan-gp" if lam else "wgan", lam=lam, eps=eps)
+            return out.loss, out.wasserstein, out.penalty if lam else None
+        loss = critic_wgan_loss(loss_precision(critic(real)), loss_precision(critic(fake)))
         w = -loss.detach()
         if lam:
             with span("penalty"):
@@ -172,3 +183,23 @@ class CriticObjective(torch.nn.Module):
                                            scaler=self.scaler)  # (None unless fp16)
             loss = loss + lam * penalty
         return loss, w, penalty
+
+    def _chain_layers(self) -> list | None:
+        """The layers of the fused chain step for this critic, or None where it takes the
+        drop-in path: a chain critic (FusedCritic, DCGANCritic), or a plain
+        ``nn.Sequential`` whose every layer the chain supports (your own critic); not
+        with ``fused=False``."""
+        from fastgan.nn import ChainCritic
+        from fastgan.ops.chain import UnsupportedLayer, chain_spec
+
+        if not self.fused:
+            return None
+        if isinstance(self.critic, ChainCritic):
+            return self.critic.chain_layers()
+        if type(self.critic) is torch.nn.Sequential:
+            try:
+                chain_spec(list(self.critic))
+            except (UnsupportedLayer, ValueError):
+                return None
+            return list(self.critic)
+        return None

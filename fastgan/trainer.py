@@ -525,7 +525,7 @@ class Trainer:
         with self._autocast():
             # through the noise (Cor. 3.2)
             x = objectives.instance_noise(self.generator_forward(z), sigma)
-            d = self.critic(x).float()
+            d = objectives.loss_precision(self.critic(x))
             if self.cfg.objective in ("wgan", "wgan-gp"):
                 loss = -d.mean()
             else:

@@ -1,6 +1,7 @@
 """One rank of the DistributedDataParallel parity test, under torchrun (or alone, as
 the one-process reference on the whole batch): one critic step's parameter gradients
-through ``DDP(CriticObjective(critic, "wgan-gp"))``, saved to OUT/grads_rank{R}.pt.
+through ``DDP(CriticObjective(critic, "wgan-gp"))``, saved to OUT/grads_rank{R}.pt. KIND:
+fused (the MLP step), conv and layernorm (the drop-in penalty), chain (the conv chain step).
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py KIND OUT
 """
@@ -22,7 +23,7 @@ def critic(kind: str) -> tuple[nn.Module, tuple[int, ...]]:
     torch.manual_seed(0)
     if kind == "fused":
         return fastgan.FusedMLPCritic(5, (16, 16)), (5,)
-    norm = [nn.LayerNorm([6, 4, 4])] if kind == "layernorm" else []
+    norm = [nn.LayerNorm([6, 4, 4])] if kind in ("layernorm", "chain") else []
     return nn.Sequential(nn.Conv2d(3, 6, 4, 2, 1), *norm, nn.LeakyReLU(0.2), nn.Conv2d(6, 8, 3, 1, 1), nn.SiLU(),
                          nn.Flatten(), nn.Linear(8 * 16, 1)), (3, 8, 8)
 
@@ -39,8 +40,10 @@ def main(kind: str, out: str) -> None:
     fake = torch.randn(BATCH, *shape, generator=g, dtype=torch.float64)
     eps = torch.rand(BATCH, generator=g, dtype=torch.float64)
     part = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
-    # DDP and the jvp penalty on the ranks; the eager double backward as the reference
-    objective = CriticObjective(net, "wgan-gp", method="jvp" if world > 1 else "double-backward")
+    # DDP and the jvp penalty on the ranks, the eager double backward as the reference; or
+    # the fused step (MLP, or the conv chain) everywhere
+    objective = CriticObjective(net, "wgan-gp", method="jvp" if world > 1 else "double-backward",
+                                fused=kind in ("fused", "chain"))
     step = DistributedDataParallel(objective) if world > 1 else objective
     loss, _, _ = step(real[part], fake[part], eps=eps[part], lam=10.0)
     loss.backward()

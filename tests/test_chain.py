@@ -302,13 +302,13 @@ def test_trainer_images_path_runs_the_fused_chain(tmp_path, monkeypatch, objecti
     """`fastgan train --data digits` takes the fused chain step by default; with
     `--critic-step drop-in` the critic's forward and fastgan.gradient_penalty. Both train
     the same float64 run (the fused step is called, and the runs agree)."""
-    import fastgan.nn as fnn
+    import fastgan.ops.chain as chain_ops
     from fastgan.trainer import TrainConfig, Trainer
 
     monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
     calls = []
-    original = fnn.chain_loss
-    monkeypatch.setattr(fnn, "chain_loss", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = chain_ops.chain_loss
+    monkeypatch.setattr(chain_ops, "chain_loss", lambda *a, **k: calls.append(1) or original(*a, **k))
     params = {}
     for step in ("fused", "drop-in"):
         calls.clear()
@@ -341,3 +341,24 @@ def test_lazy_penalty_every_kth_critic_step(tmp_path, monkeypatch, objective):
     with open(tmp_path / "run" / "metrics.jsonl") as f:
         penalties = [r["penalty"] for r in map(json.loads, f) if "penalty" in r]
     assert [p > 0 for p in penalties] == [True, False, True, False]
+
+
+def test_a_users_sequential_critic_takes_the_fused_chain():
+    """The trainer's critic objective runs a plain nn.Sequential of supported layers (your
+    own critic, examples/train_own_gan.py) through the fused chain; any other critic, or
+    fused=False, through the drop-in penalty; both give the same loss and gradients."""
+    from fastgan.objectives import CriticObjective
+
+    seq = dcgan(8, seed=15)
+    assert CriticObjective(seq, "wgan-gp").chain == list(seq)
+    assert CriticObjective(seq, "wgan-gp", fused=False).chain is None
+    assert CriticObjective(nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(72, 1)),
+                           "wgan-gp").chain is None
+    real, fake, eps = draw(4, (3, 8, 8), torch.float64, seed=15)
+    results = []
+    for fused_step in (True, False):
+        seq.zero_grad(set_to_none=True)
+        loss, w, penalty = CriticObjective(seq, "wgan-gp", fused=fused_step)(real, fake, eps=eps, lam=10.0)
+        loss.backward()
+        results.append([loss.detach(), w, penalty.detach(), *[p.grad.clone() for p in seq.parameters()]])
+    assert max(rel_err(a, b) for a, b in zip(*results)) < 1e-10

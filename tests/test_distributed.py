@@ -58,11 +58,12 @@ def test_two_ranks_of_half_the_batch_equal_one_rank(tmp_path, objective, data):
 DDP_WORKER = os.path.join(ROOT, "tests", "ddp_worker.py")
 
 
-@pytest.mark.parametrize("kind", ["fused", "conv", "layernorm"])
+@pytest.mark.parametrize("kind", ["fused", "conv", "layernorm", "chain"])
 def test_ddp_around_the_critic_step_equals_one_process(tmp_path, kind):
-    """DistributedDataParallel around the whole critic step, the fused one or a conv
-    critic's jvp penalty: 2 ranks of half the batch give the gradients of one process
-    on the whole batch (its penalty by the eager double backward), float64, 1e-10."""
+    """DistributedDataParallel around the whole critic step, the fused one (MLP or conv
+    chain) or a conv critic's jvp penalty: 2 ranks of half the batch give the gradients
+    of one process on the whole batch (the drop-in's penalty there by the eager double
+    backward), float64, 1e-10."""
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
