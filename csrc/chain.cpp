@@ -215,24 +215,34 @@ at::Tensor normalized(const at::Tensor& x, const NormRows& s, int64_t row0, int6
   return (x - s.mean.narrow(0, row0, rows)) * s.rstd.narrow(0, row0, rows);
 }
 
-// The LayerNorm's tangent without its weight: r (t - mean t - xhat mean(xhat t)).
-at::Tensor norm_tangent(const at::Tensor& xhat, const at::Tensor& rstd, const at::Tensor& t) {
-  const at::Tensor m = (xhat * t).mean(1, true);
-  return rstd * (t - t.mean(1, true) - xhat * m);
-}
+// The LayerNorm's tangent without its weight, jx = r (t - mean t - xhat mean(xhat t)),
+// and its second-order term q = d/dx <tbar, J(x) t> (J with the weight), derived as
+//   q = -(r^2/n)(A - C m) xhat - r^2 m (a - mean a - xhat mean(xhat a)) - (r^2 C/n)(t - mean t - xhat m)
+// with a = tbar * weight, m = mean(xhat t), A = sum(a (t - mean t)), C = sum(a xhat), n
+// the features of a row and r its 1/std; computed from per-row scalars as
+// q = alpha xhat + beta a + gamma t + delta, a few passes over the rows.
+struct NormTangent {
+  at::Tensor jx, q;
+};
 
-// q = d/dx <tbar, J(x) t> for y = LayerNorm(x) * weight (derivation in the step's docs).
-at::Tensor norm_second_order(const at::Tensor& xhat, const at::Tensor& rstd, const at::Tensor& tbar,
-                             const at::Tensor& t, const at::Tensor& weight) {
+NormTangent norm_tangent(const at::Tensor& xhat, const at::Tensor& r, const at::Tensor& t, const at::Tensor& tbar,
+                         const at::Tensor& weight) {
   const double n = static_cast<double>(xhat.size(1));
   const at::Tensor a = weight.defined() ? tbar * weight : tbar;
-  const at::Tensor m = (xhat * t).mean(1, true);
-  const at::Tensor tc = t - t.mean(1, true);
-  const at::Tensor A = (a * tc).sum(1, true), C = (a * xhat).sum(1, true);
-  const at::Tensor r2 = rstd * rstd;
-  const at::Tensor pa = a - a.mean(1, true) - xhat * (xhat * a).mean(1, true);
-  const at::Tensor pt = tc - xhat * m;
-  return -(r2 / n) * (A - C * m) * xhat - r2 * m * pa - (r2 * C / n) * pt;
+  auto dot = [](const at::Tensor& u, const at::Tensor& v) {  // per-row dot products, (rows, 1)
+    return at::linalg_vecdot(u, v).unsqueeze(1);
+  };
+  const at::Tensor mt = t.mean(1, true), ma = a.mean(1, true);
+  const at::Tensor m = dot(xhat, t) / n, mxa = dot(xhat, a) / n;
+  const at::Tensor A = dot(a, t) - mt * ma * n, C = mxa * n;
+  const at::Tensor r2 = r * r;
+  const at::Tensor alpha = r2 * (-(A - C * m) / n + m * mxa + C * m / n);
+  const at::Tensor delta = r2 * (m * ma + C * mt / n);
+  at::Tensor q = at::addcmul(delta, xhat, alpha);
+  q.addcmul_(a, -r2 * m).addcmul_(t, -r2 * C / n);
+  at::Tensor jx = at::addcmul(-r * mt, t, r);
+  jx.addcmul_(xhat, -r * m);
+  return {jx, q};
 }
 
 class Chain {
@@ -394,11 +404,10 @@ class Chain {
           const int64_t B = x.size(0);
           const at::Tensor xr = rows_of(x), tr = rows_of(as_layout(t, x)), br = rows_of(as_layout(tbar, x));
           const at::Tensor rstd = norms_[l].rstd.narrow(0, row0_, B);
-          const at::Tensor xhat = normalized(xr, norms_[l], row0_, B);
-          const at::Tensor jt = norm_tangent(xhat, rstd, tr);
-          Q_[l] = like_edge(norm_second_order(xhat, rstd, br, tr, p.weight).contiguous(), x);
-          if (layer.weight.defined()) add_grad(layer.weight_index, (br * jt).sum(0), p.in_order);
-          y = like_edge((p.weight.defined() ? jt * p.weight : jt).contiguous(), x);
+          const NormTangent nt = norm_tangent(normalized(xr, norms_[l], row0_, B), rstd, tr, br, p.weight);
+          Q_[l] = like_edge(nt.q, x);
+          if (layer.weight.defined()) add_grad(layer.weight_index, (br * nt.jx).sum(0), p.in_order);
+          y = like_edge(p.weight.defined() ? nt.jx.mul_(p.weight) : nt.jx, x);
           break;
         }
       }
