@@ -199,7 +199,8 @@ at::Tensor like_edge(const at::Tensor& rows, const at::Tensor& like) {
 
 // Everything a pass needs of a layer's parameters, converted once per step.
 struct Prepared {
-  at::Tensor weight;     // linear: permuted to the input's feature order; LayerNorm: flattened
+  at::Tensor weight;     // linear: permuted to the input's feature order; conv2d: in the input's memory
+                         // format; LayerNorm: flattened
   at::Tensor bias;       // LayerNorm: flattened; act: in the input's feature order
   FeatureOrder in_order; // the input edge's feature order
   FeatureOrder bias_order;  // act: the order of its bias (that of a 2-D input)
@@ -280,7 +281,9 @@ class Chain {
         case LayerKind::Conv2d:
           TORCH_CHECK(x.dim() == 4 && x.size(1) == layer.weight.size(1), "fastgan: conv2d layer ", l,
                       " expects (rows, ", layer.weight.size(1), ", H, W) input, got ", x.sizes());
-          y = at::convolution(x, layer.weight, layer.bias_folded ? at::Tensor() : layer.bias, layer.stride,
+          // in the input's memory format once, not converted by every convolution call
+          p.weight = layer.weight.contiguous(x.suggest_memory_format());
+          y = at::convolution(x, p.weight, layer.bias_folded ? at::Tensor() : layer.bias, layer.stride,
                               layer.padding, layer.dilation, false, {0, 0}, 1);
           break;
         case LayerKind::Act:
@@ -379,7 +382,7 @@ class Chain {
           break;
         case LayerKind::Conv2d:
           add_weight_grad(l, tbar, t);
-          y = at::convolution(t, layer.weight, at::Tensor(), layer.stride, layer.padding, layer.dilation, false,
+          y = at::convolution(t, p.weight, at::Tensor(), layer.stride, layer.padding, layer.dilation, false,
                               {0, 0}, 1);
           break;
         case LayerKind::Act: {
@@ -503,7 +506,7 @@ class Chain {
       case LayerKind::Linear:
         return at::mm(e, p.weight);
       case LayerKind::Conv2d: {
-        auto res = at::convolution_backward(e, x, layer.weight, c10::nullopt, layer.stride, layer.padding,
+        auto res = at::convolution_backward(e, x, p.weight, c10::nullopt, layer.stride, layer.padding,
                                             layer.dilation, false, {0, 0}, 1, {true, false, false});
         return std::get<0>(res);
       }
@@ -537,8 +540,9 @@ class Chain {
       add_grad(layer.weight_index, at::mm(e.t(), x), prep_[l].in_order, 1);
       return;
     }
-    auto res = at::convolution_backward(e, x.contiguous(e.suggest_memory_format()), layer.weight, c10::nullopt, layer.stride,
-                                        layer.padding, layer.dilation, false, {0, 0}, 1, {false, true, false});
+    auto res = at::convolution_backward(e, x.contiguous(e.suggest_memory_format()), prep_[l].weight, c10::nullopt,
+                                        layer.stride, layer.padding, layer.dilation, false, {0, 0}, 1,
+                                        {false, true, false});
     add_grad(layer.weight_index, std::get<1>(res), {});
   }
 
