@@ -14,8 +14,8 @@
 // injections q; a second-order pass (only where some layer has a q) walks the adjoint
 // hbar down from zero at the output and adds its gradients.
 //
-// Four-dimensional batches run in channels-last memory (faster convolutions on both
-// devices); a flatten of such a batch is then a view in (H, W, C) order, and the
+// Four-dimensional batches run in channels-last memory (oneDNN's convolutions ran about
+// 1.4x faster in it on the CPU; cuDNN prefers it too, not measured here); a flatten of such a batch is then a view in (H, W, C) order, and the
 // parameters that meet it are permuted to that order and their gradients back.
 #include "chain.h"
 
