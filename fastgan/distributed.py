@@ -16,6 +16,7 @@ a plain process is a group of one and runs no collective at all.
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import gc
 import os
@@ -127,6 +128,9 @@ def setup(device: torch.device, timeout_s: float) -> tuple[Group, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_s))
+        # left at interpreter exit, a process group aborts the process now and then
+        # ("terminate called without an active exception"): leave it while Python runs
+        atexit.register(shutdown)
     return Group(dist.get_rank(), dist.get_world_size()), device
 
 
