@@ -25,6 +25,7 @@
 #include <array>
 
 #include "bias_act.h"
+#include "critic.h"
 #include "epilogues.h"
 
 namespace fastgan {
@@ -610,13 +611,6 @@ class Chain {
   std::vector<NormRows> norms_;
 };
 
-void check_batch(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.dim() >= 2, "fastgan: ", name, " must be (batch, features...), got shape ", t.sizes());
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
-                  (t.is_cuda() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16)),
-              "fastgan: ", name, " has unsupported dtype ", t.scalar_type());
-}
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_step(
@@ -624,15 +618,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> chain_st
     at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss_kind,
     double lam, double center, bool one_sided, bool param_grads, bool triton) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  check_batch(real, "real");
-  check_batch(fake, "fake");
-  TORCH_CHECK(real.sizes() == fake.sizes() && real.scalar_type() == fake.scalar_type() &&
-                  real.device() == fake.device(),
-              "fastgan: real and fake must match in shape, dtype and device");
+  check_real_fake(real, fake, 0);
   TORCH_CHECK(loss_kind >= 0 && loss_kind <= 2, "fastgan: unknown chain loss ", loss_kind);
   const auto loss = static_cast<ChainLoss>(loss_kind);
   const int64_t B = real.size(0);
-  TORCH_CHECK(B > 0, "fastgan: empty batch");
   const bool penalised = loss != ChainLoss::WGAN;
   TORCH_CHECK(eps.has_value() == (loss == ChainLoss::WGANGP), "fastgan: eps is given with wgan-gp only");
   // The penalised rows: x^ after the real and fake rows (wgan-gp), or the real rows

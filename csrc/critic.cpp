@@ -187,20 +187,30 @@ std::vector<at::Tensor> backward_signal(const at::Tensor& seed, const Mlp& mlp, 
   return delta;
 }
 
-void check_batch(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.dim() == 2, "fastgan: ", name, " must be 2-D (batch, features), got shape ",
+}  // namespace
+
+void check_batch(const at::Tensor& t, const char* name, int64_t exact_dim) {
+  TORCH_CHECK(exact_dim ? t.dim() == exact_dim : t.dim() >= 2, "fastgan: ", name,
+              exact_dim == 2 ? " must be 2-D (batch, features), got shape " : " must be (batch, features...), got shape ",
               t.sizes());
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
                   (t.is_cuda() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16)),
               "fastgan: ", name, " has unsupported dtype ", t.scalar_type());
 }
 
-}  // namespace
+void check_real_fake(const at::Tensor& real, const at::Tensor& fake, int64_t exact_dim) {
+  check_batch(real, "real", exact_dim);
+  check_batch(fake, "fake", exact_dim);
+  TORCH_CHECK(real.sizes() == fake.sizes() && real.scalar_type() == fake.scalar_type() &&
+                  real.device() == fake.device(),
+              "fastgan: real and fake must match in shape, dtype and device");
+  TORCH_CHECK(real.size(0) > 0, "fastgan: empty batch");
+}
 
 std::tuple<at::Tensor, std::vector<at::Tensor>> mlp_forward(
     const at::Tensor& x, at::TensorList params, c10::string_view act, double alpha) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;  // autograd lives in Python
-  check_batch(x, "x");
+  check_batch(x, "x", 2);
   const at::Tensor xc = x.contiguous();
   const Mlp mlp = unpack(params, act, alpha, xc);
   Buffers fresh(xc, /*reuse=*/false);
@@ -216,7 +226,7 @@ std::vector<at::Tensor> mlp_backward(
     at::TensorList saved, c10::string_view act, double alpha, bool input_grad,
     bool param_grads) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  check_batch(x, "x");
+  check_batch(x, "x", 2);
   const at::Tensor xc = x.contiguous();
   const Mlp mlp = unpack(params, act, alpha, xc);
   const size_t H = mlp.hidden();
@@ -254,13 +264,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> critic_s
     at::TensorList params, c10::string_view act, double alpha, double lam, double center,
     bool one_sided, bool param_grads) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  check_batch(real, "real");
-  check_batch(fake, "fake");
-  TORCH_CHECK(real.sizes() == fake.sizes() && real.scalar_type() == fake.scalar_type() &&
-                  real.device() == fake.device(),
-              "fastgan: real and fake must match in shape, dtype and device");
+  check_real_fake(real, fake, 2);
   const int64_t B = real.size(0), d0 = real.size(1);
-  TORCH_CHECK(B > 0, "fastgan: empty batch");
   const bool gp = eps.has_value();
   const int64_t rows = gp ? 3 * B : 2 * B;
   const double inv_b = 1.0 / static_cast<double>(B);

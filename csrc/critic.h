@@ -15,6 +15,14 @@
 
 namespace fastgan {
 
+// A critic's batch: exact_dim dimensions (2: an MLP's (batch, features)), or at least 2
+// when exact_dim is 0; float or double (half and bfloat16 on CUDA too).
+void check_batch(const at::Tensor& t, const char* name, int64_t exact_dim);
+
+// A critic step's real and fake batches: each as above, alike in shape, dtype and
+// device, not empty.
+void check_real_fake(const at::Tensor& real, const at::Tensor& fake, int64_t exact_dim);
+
 // D(x) for x of shape (N, d_0). Returns D (N, 1) and what the backward needs: the hidden
 // activations h_1..h_{L-1}, then, for smooth activations, s'(a_1)..s'(a_{L-1}).
 std::tuple<at::Tensor, std::vector<at::Tensor>> mlp_forward(

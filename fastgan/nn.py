@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastgan.ops.bias_act import bias_act
-from fastgan.ops.chain import chain_loss, chain_spec
+from fastgan.ops.chain import activation_of, chain_loss, chain_spec
 from fastgan.ops.critic import ACTIVATIONS, CriticLoss, critic_loss, mlp_critic
 
 Tensor = torch.Tensor
@@ -30,18 +30,13 @@ def _activation_module(activation: str, negative_slope: float) -> nn.Module:
 
 
 def _activation_name(module: nn.Module) -> tuple[str, float]:
-    if type(module) is nn.ReLU:
-        return "relu", 0.0
-    if type(module) is nn.LeakyReLU:
-        return "lrelu", float(module.negative_slope)
-    if type(module) is nn.Tanh:
-        return "tanh", 0.0
-    if type(module) is nn.Softplus and module.beta == 1 and module.threshold == 20:
-        return "softplus", 0.0
-    if type(module) is nn.SiLU:
-        return "silu", 0.0
-    raise ValueError(f"FusedMLPCritic supports ReLU, LeakyReLU, Tanh, Softplus() and SiLU "
-                     f"activations, got {module!r}")
+    """The MLP engine's name and slope of a torch activation module (the chain's table,
+    restricted to the MLP engine's five)."""
+    found = activation_of(module)
+    if found is None or found[0] not in ACTIVATIONS:
+        raise ValueError(f"FusedMLPCritic supports ReLU, LeakyReLU, Tanh, Softplus() and SiLU "
+                         f"activations, got {module!r}")
+    return found
 
 
 def _sequential_layers(seq, caller: str) -> list[nn.Module]:

@@ -32,7 +32,7 @@ from torch import nn
 
 from fastgan import _checks, _extension, backends, reference
 from fastgan.ops.bias_act import DEFAULT_ALPHA
-from fastgan.ops.critic import CriticLoss, _CriticStep, _prepare_eps
+from fastgan.ops.critic import CriticLoss, _check_batch, _CriticStep, _prepare_eps
 
 Tensor = torch.Tensor
 
@@ -61,7 +61,7 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _activation(module: nn.Module) -> tuple[str, float] | None:
+def activation_of(module: nn.Module) -> tuple[str, float] | None:
     """The bias_act name and alpha of a torch activation module, or None."""
     kind = type(module)
     if kind is nn.ReLU:
@@ -136,8 +136,8 @@ def chain_spec(modules: Sequence[nn.Module]) -> ChainSpec:
             if m.dim != 1:
                 raise _unsupported(i, m, "the chain's BiasAct adds its bias along dim 1")
             add_act(i, m, True)
-        elif _activation(m) is not None:
-            name, alpha = _activation(m)
+        elif activation_of(m) is not None:
+            name, alpha = activation_of(m)
             add(*_act_record(name, alpha, 1.0, -1.0, False))
         elif type(m) is nn.Identity:
             continue
@@ -209,22 +209,6 @@ def chain_loss(modules: Sequence[nn.Module], real: Tensor, fake: Tensor, *, loss
         return CriticLoss(r.loss, r.wasserstein, r.penalty)
     step = _step_function(backend, spec, loss, lam, center, bool(one_sided))
     return CriticLoss(*_CriticStep.apply(step, real.contiguous(), fake.contiguous(), eps, *params))
-
-
-def _check_batch(real: Tensor, fake: Tensor) -> None:
-    for name, t in (("real", real), ("fake", fake)):
-        if not isinstance(t, Tensor) or t.dim() < 2:
-            raise ValueError(f"{name} must be a (batch, ...) tensor, got {getattr(t, 'shape', type(t).__name__)}")
-        if t.requires_grad:
-            raise ValueError(f"{name} requires grad, but this is the critic step: pass {name}.detach() "
-                             "(the generator is trained in its own step)")
-    if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    if real.shape[0] == 0:
-        raise ValueError("real and fake are empty batches")
-    _checks.check_like(fake, "fake", real, "real")
-    _checks.check_finite(real, "real")
-    _checks.check_finite(fake, "fake")
 
 
 def _register_fake_impls() -> None:

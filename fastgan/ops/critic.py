@@ -167,9 +167,14 @@ def _step_function(backend: str, act: str, alpha: float, lam: float, center: flo
     return step
 
 
-def _check_batch(real: Tensor, fake: Tensor, features: int) -> None:
+def _check_batch(real: Tensor, fake: Tensor, features: int | None = None) -> None:
+    """The real and fake batches of a critic step: (B, features) matrices, or with
+    ``features=None`` any (B, ...) batches of one shape; detached, alike, finite."""
     for name, t in (("real", real), ("fake", fake)):
-        _checks.check_features(t, name, features)
+        if features is not None:
+            _checks.check_features(t, name, features)
+        elif not isinstance(t, Tensor) or t.dim() < 2:
+            raise ValueError(f"{name} must be a (batch, ...) tensor, got {getattr(t, 'shape', type(t).__name__)}")
         if t.requires_grad:
             raise ValueError(
                 f"{name} requires grad, but this is the critic step: pass {name}.detach() "
@@ -177,6 +182,8 @@ def _check_batch(real: Tensor, fake: Tensor, features: int) -> None:
     if real.shape[0] != fake.shape[0]:
         raise ValueError(f"real and fake must have the same batch size, got {real.shape[0]} "
                          f"and {fake.shape[0]}")
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
     if real.shape[0] == 0:
         raise ValueError("real and fake are empty batches")
     _checks.check_like(fake, "fake", real, "real")
