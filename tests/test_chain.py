@@ -289,8 +289,10 @@ def test_bad_arguments():
     real, fake, _ = draw(2, (3, 8, 8), torch.float64, seed=0)
     with pytest.raises(ValueError, match="loss must be one of"):
         chain_loss(list(seq), real, fake, loss="hinge")
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="same batch size"):
         chain_loss(list(seq), real, fake[:1])
+    with pytest.raises(ValueError, match="same shape"):
+        chain_loss(list(seq), real, fake[:, :, :4])
     with pytest.raises(ValueError, match="requires grad"):
         chain_loss(list(seq), real.requires_grad_(), fake)
     with pytest.raises(ValueError, match="gamma"):
