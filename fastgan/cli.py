@@ -15,10 +15,10 @@ from fastgan.trainer import TrainConfig
 
 TRAIN_EPILOG = "objectives:\n" + "\n".join(f"  {name:<10} {text}" for name, text in DESCRIPTIONS.items()) + """
 
-data: 8gaussians, 25gaussians, swissroll, parallel-lines, digits, or the path of a
-.npy/.npz array or a folder of images. With no arguments, `fastgan train` is the demo:
-WGAN-GP with the fused critic on 8gaussians, Adam 5e-4 decayed linearly over 1200
-steps (about 2.5 minutes on 2 CPU cores).
+data: 8gaussians, 25gaussians, swissroll, parallel-lines, digits, digits32 (the digits
+upsampled to 32x32), or the path of a .npy/.npz array or a folder of images. With no
+arguments, `fastgan train` is the demo: WGAN-GP with the fused critic on 8gaussians,
+Adam 5e-4 decayed linearly over 1200 steps (about 2.5 minutes on 2 CPU cores).
 Ctrl-C or SIGTERM saves a checkpoint; `fastgan train --resume RUN_DIR` continues it."""
 
 

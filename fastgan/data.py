@@ -5,6 +5,8 @@ that a run's data stream is part of its checkpointed RNG state.
   with its constants;
 * ``parallel-lines``: the seed papers' example, real samples ``(0, U[0, 1])``;
 * ``digits``: scikit-learn's 8x8 handwritten digits, scaled to [-1, 1];
+* ``digits32``: the same digits upsampled bilinearly to 32x32 (1024 dimensions, the
+  same low intrinsic dimension);
 * a user's ``.npy`` / ``.npz`` array, or a folder of images;
 * from Python, a user's tensor, array, map-style ``torch.utils.data.Dataset`` or the
   dataset of a ``DataLoader`` (:func:`from_user`).
@@ -107,6 +109,19 @@ def digits() -> Dataset:
     bunch = load_digits()
     images = _to_unit_range(bunch.images, 0.0, 16.0).unsqueeze(1)
     return _finite("digits", images, torch.from_numpy(bunch.target).long())
+
+
+def upsample(images: Tensor, size: int) -> Tensor:
+    """``(N, C, H, W)`` images resized bilinearly to ``size`` x ``size`` (half-pixel
+    centres, ``align_corners=False``): each output pixel is a convex combination of
+    input pixels, so the range stays inside the input's."""
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def digits32() -> Dataset:
+    """The digits (:func:`digits`) upsampled bilinearly to (1, 32, 32), with their labels."""
+    small = digits()
+    return _finite("digits32", upsample(small.data, 32), small.labels)
 
 
 def from_path(path: str) -> Dataset:
@@ -216,7 +231,7 @@ def _item(dataset, index: int) -> Tensor:
 
 
 DATASETS = {"8gaussians": eight_gaussians, "25gaussians": twenty_five_gaussians, "swissroll": swiss_roll,
-            "parallel-lines": parallel_lines, "digits": digits}
+            "parallel-lines": parallel_lines, "digits": digits, "digits32": digits32}
 
 
 def load(name: str) -> Dataset:

@@ -58,6 +58,15 @@ def generator_gan_loss(d_fake: Tensor, saturating: bool) -> Tensor:
     return -F.softplus(d_fake).mean() if saturating else F.softplus(-d_fake).mean()
 
 
+def generator_loss(objective: str, d_fake: Tensor) -> Tensor:
+    """``objective``'s generator loss from the critic's outputs on generated samples:
+    ``-E D(G(z))`` for the WGANs, the saturating cost for ``gan``, ``-E log D(G(z))``
+    for the other GANs (the noise of ``noisy-gan`` is already in ``d_fake``'s inputs)."""
+    if objective in ("wgan", "wgan-gp"):
+        return -d_fake.mean()
+    return generator_gan_loss(d_fake, saturating=objective == "gan")
+
+
 def instance_noise(x: Tensor, sigma: float) -> Tensor:
     """``x`` plus Gaussian noise of std ``sigma`` (``x`` itself for sigma 0): the
     instance noise of Arjovsky & Bottou (2017, section 3), differentiable in ``x``."""

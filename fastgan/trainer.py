@@ -525,11 +525,7 @@ class Trainer:
         with self._autocast():
             # through the noise (Cor. 3.2)
             x = objectives.instance_noise(self.generator_forward(z), sigma)
-            d = objectives.loss_precision(self.critic(x))
-            if self.cfg.objective in ("wgan", "wgan-gp"):
-                loss = -d.mean()
-            else:
-                loss = objectives.generator_gan_loss(d, saturating=self.cfg.objective == "gan")
+            loss = objectives.generator_loss(self.cfg.objective, objectives.loss_precision(self.critic(x)))
         (self.scaler_g.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
         return loss.detach()
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from fastgan import reproduce
+from fastgan import objectives, reproduce
 from fastgan.cli import main
-from fastgan.reproduce import clipping_vs_gp, density_ratio, distances
+from fastgan.reproduce import clipping_vs_gp, density_ratio, distances, wgan_correlation
 from fastgan.reproduce.report import Claim, Report, write
 
 
@@ -104,3 +104,150 @@ def test_report_json_writes_infinities_as_strings(tmp_path):
     assert body["data"] == {"kl": "inf", "arr": [1.0, "-inf"]}
     assert body["claims"] == [{"claim": "c", "measured": "inf", "holds": True}]
     assert Claim("c", "1.0", False).line() == "c: 1.0 -> does not hold"
+
+
+# ---------------------------------------------------------------- v2 experiments
+
+
+def _body(quick_run, name):
+    return json.loads((quick_run[0] / f"{name}.json").read_text())
+
+
+def test_vanishing_gradients_32_records_every_stage_and_its_verdict_follows_from_them(quick_run):
+    body = _body(quick_run, "vanishing-gradients-32")
+    s = body["settings"]
+    assert s["stages"] == reproduce.settings("vanishing-gradients-32", True)["stages"]
+    for stage in s["stages"]:
+        p = body["data"]["stages"][str(stage)]
+        assert p["iteration"] == list(range(0, s["d_iters"] + 1, s["every"]))
+        assert all(0.0 <= a <= 1.0 for a in p["accuracy"]) and all(n > 0 for n in p["grad_norm_mean"])
+        tail = [n for it, n in zip(p["iteration"], p["grad_norm_mean"]) if it > s["d_iters"] - s["tail"]]
+        assert body["data"]["tail_over_max"][str(stage)] == pytest.approx(
+            sum(tail) / len(tail) / max(p["grad_norm_mean"]))
+    accuracy, decay = body["claims"]
+    assert accuracy["holds"] == all(body["data"]["stages"][str(t)]["accuracy"][-1] >= 0.99 for t in s["stages"])
+    assert decay["holds"] == all(r <= 0.01 for r in body["data"]["tail_over_max"].values())
+
+
+def test_instance_noise_lines_anneals_sigma_linearly_and_judges_the_theta_paths(quick_run):
+    body = _body(quick_run, "instance-noise-lines")
+    s, d = body["settings"], body["data"]
+    assert d["sigma"] == pytest.approx([s["sigma"] * (1 - k / s["steps"]) for k in range(s["steps"])])
+    for path in d["theta_paths"].values():
+        assert len(path) == s["steps"] + 1 and path[0] == 1.0
+    noisy, plain = body["claims"]
+    assert noisy["holds"] == (abs(d["theta_paths"]["noisy-gan"][-1]) <= 0.1)
+    assert plain["holds"] == (min(abs(t) for t in d["theta_paths"]["gan"]) >= 0.5)
+
+
+def test_clipping_vs_gp_v2_correlates_the_stored_surfaces_with_the_stored_density(quick_run):
+    from scipy import stats
+
+    body = _body(quick_run, "clipping-vs-gp-v2")
+    g, d = body["settings"]["grid"], body["data"]
+    assert len(d["grid_axis"]) == g
+    for name in clipping_vs_gp.DATASETS:
+        density = np.array(d["density"][name])
+        assert density.shape == (g, g) and (density > 0).all()
+        for method in ("clip", "gp"):
+            values = np.array(d["surfaces"][f"{name}/{method}"])
+            assert values.shape == (g, g)
+            rho = stats.spearmanr(values.ravel(), density.ravel())[0]
+            assert d["spearman"][name][method] == pytest.approx(rho)
+    assert body["claims"][0]["holds"] == all(d["spearman"][n]["gp"] > d["spearman"][n]["clip"]
+                                             for n in clipping_vs_gp.DATASETS)
+
+
+def test_parallel_lines_v2_traces_the_gradient_every_few_iterations(quick_run):
+    body = _body(quick_run, "parallel-lines-training-v2")
+    s, d = body["settings"], body["data"]
+    assert [p["theta"] for p in d["probes"]] == s["thetas"]
+    for p in d["probes"]:
+        trace = p["trace"]
+        assert trace["iteration"] == list(range(0, s["d_iters"] + 1, s["every"]))
+        ratio = abs(trace["grad"][-1]) / abs(trace["grad"][trace["iteration"].index(s["early"])])
+        assert d["end_over_early"][str(p["theta"])] == pytest.approx(ratio)
+        assert p["grad"] == trace["grad"][-1]
+    assert body["claims"][0]["holds"] == all(r <= 0.1 for r in d["end_over_early"].values())
+
+
+def test_wgan_correlation_v2_reads_a_point_every_few_steps_and_correlates_them(quick_run):
+    from scipy import stats
+
+    body = _body(quick_run, "wgan-correlation-v2")
+    s, d = body["settings"], body["data"]
+    assert "retrained" in body["claims"][0]["claim"]
+    for obj, t in d["traces"].items():
+        assert t["step"] == list(range(s["every"], s["steps"] + 1, s["every"]))
+        assert d["correlations"][obj]["pearson"] == pytest.approx(stats.pearsonr(t["estimate"], t["w1"])[0])
+        assert d["correlations"][obj]["spearman"] == pytest.approx(stats.spearmanr(t["estimate"], t["w1"])[0])
+
+
+def test_the_retrained_critic_is_a_trained_copy_and_leaves_the_run_as_it_was():
+    from fastgan.reproduce.training import stepwise_trainer
+
+    def run(read: bool):
+        trainer = stepwise_trainer("wgan-gp", "8gaussians", 4, seed=3, width=16, batch=32)
+        copies = []
+        for _ in range(4):
+            trainer.train_step()
+            if read:
+                before = [p.detach().clone() for p in trainer.critic.parameters()]
+                copies.append(wgan_correlation.retrained_critic(trainer, 3, seed=11))
+                assert all(torch.equal(a, p) for a, p in zip(before, trainer.critic.parameters()))
+        return trainer, copies
+
+    plain, _ = run(read=False)
+    read, copies = run(read=True)
+    for a, b in zip(plain.generator.parameters(), read.generator.parameters()):
+        assert torch.equal(a, b)
+    moved = [not torch.equal(c, p) for c, p in zip(copies[-1].parameters(), read.critic.parameters())]
+    assert all(moved[:-1])  # every parameter but the output bias, which the WGAN loss does not see
+    again = wgan_correlation.retrained_critic(read, 3, seed=11)  # its own seeded RNG: repeatable
+    assert all(torch.equal(a, b) for a, b in zip(again.parameters(), copies[-1].parameters()))
+
+
+def test_gaussian_kde_matches_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for d in (1, 2, 3):
+        samples = rng.normal(size=(57, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
+        points = rng.normal(size=(23, d)) * 2
+        expected = stats.gaussian_kde(samples.T, bw_method="scott")(points.T)
+        np.testing.assert_allclose(clipping_vs_gp.gaussian_kde(samples, points), expected, rtol=1e-10)
+
+
+def test_digits32_are_the_digits_upsampled_bilinearly():
+    from fastgan import data
+
+    small, big = data.load("digits"), data.load("digits32")
+    assert big.shape == (1, 32, 32) and big.data.shape == (1797, 1, 32, 32) and big.is_image
+    assert torch.equal(big.labels, small.labels)
+    flat_small, flat_big = small.data.flatten(1), big.data.flatten(1)
+    # each output pixel is a convex combination of input pixels: the range of every image stays inside its own
+    assert (flat_big.min(1).values >= flat_small.min(1).values - 1e-6).all()
+    assert (flat_big.max(1).values <= flat_small.max(1).values + 1e-6).all()
+    assert big.data.min() >= -1 and big.data.max() <= 1
+    # half-pixel centres at scale 4: output 4i + 2 sits 1/8 of the way from input i to i + 1 (1-D weights
+    # 7/8, 1/8), output 0 and 1 clamp onto input 0, in each direction
+    x = small.data[5, 0].double()
+    for (oi, oj) in ((2, 6), (10, 0), (0, 0), (30, 17)):
+        def weights(o):
+            c = max((o + 0.5) / 4 - 0.5, 0.0)
+            i = min(int(c), 7)
+            return i, min(i + 1, 7), c - i
+        i0, i1, a = weights(oi)
+        j0, j1, b = weights(oj)
+        expected = ((1 - a) * ((1 - b) * x[i0, j0] + b * x[i0, j1]) + a * ((1 - b) * x[i1, j0] + b * x[i1, j1]))
+        assert float(big.data[5, 0, oi, oj]) == pytest.approx(float(expected), abs=1e-6)
+    torch.testing.assert_close(data.upsample(torch.full((2, 3, 4, 4), 0.25), 9), torch.full((2, 3, 9, 9), 0.25))
+
+
+def test_generator_loss_is_each_objectives_own():
+    d = torch.tensor([-2.0, 0.5, 3.0])
+    assert objectives.generator_loss("wgan-gp", d) == -d.mean()
+    assert objectives.generator_loss("wgan", d) == -d.mean()
+    assert objectives.generator_loss("gan", d) == pytest.approx(float(torch.log(1 - torch.sigmoid(d)).mean()))
+    for name in ("nsgan", "noisy-gan", "nsgan-r1"):
+        assert objectives.generator_loss(name, d) == pytest.approx(float(-torch.log(torch.sigmoid(d)).mean()))

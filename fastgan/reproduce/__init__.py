@@ -24,6 +24,12 @@ EXPERIMENTS = {
     "clipping-vs-gp": (clipping_vs_gp.run, clipping_vs_gp.SETTINGS),
     "parallel-lines-training": (parallel_lines.run, parallel_lines.SETTINGS),
     "density-ratio": (density_ratio.run, density_ratio.SETTINGS),
+    # v2: protocols closer to the papers' for the claims v1 could not confirm (v1 is kept as it was)
+    "vanishing-gradients-32": (gan_gradients.vanishing_gradients_32, gan_gradients.VANISHING_32_SETTINGS),
+    "instance-noise-lines": (parallel_lines.instance_noise_lines, parallel_lines.NOISE_SETTINGS),
+    "clipping-vs-gp-v2": (clipping_vs_gp.density_correlation, clipping_vs_gp.DENSITY_SETTINGS),
+    "parallel-lines-training-v2": (parallel_lines.gradient_decay, parallel_lines.GRADIENT_SETTINGS),
+    "wgan-correlation-v2": (wgan_correlation.run, wgan_correlation.V2_SETTINGS),
 }
 
 __all__ = ["EXPERIMENTS", "Claim", "Report", "markdown_table", "run", "settings"]

@@ -12,6 +12,16 @@ The one-parameter generator ``g_theta(z) = (theta, z)``, ``z ~ U[0, 1]``, agains
   cost ``E log(1 - D(g_theta(z)))`` is measured; the claim is that it is about 0,
   beside the WGAN-GP critic's gradient at the same theta, trained the same number of
   steps.
+
+Two v2 experiments on the same lines:
+
+* ``instance-noise-lines`` (Arjovsky & Bottou 2017, section 3): theta trained from 1
+  under ``gan`` (the saturating cost) and under ``noisy-gan`` (Gaussian noise on D's
+  inputs, std 1 annealed linearly to 0, the generator's -log D cost through the
+  noise), as fastgan's objectives define them, with the same discriminator,
+  optimisers and steps as the WGANs above;
+* ``parallel-lines-training-v2``: the GAN's gradient in theta followed over 5000
+  iterations of a discriminator trained from scratch, at theta 0.25, 0.5 and 1.
 """
 from __future__ import annotations
 
@@ -38,8 +48,12 @@ def generate(theta: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack([theta.expand(n), torch.rand(n)], dim=1)
 
 
-def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int, width: int) -> list[float]:
-    """theta after each generator step of a WGAN or WGAN-GP run from THETA0."""
+def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int, width: int,
+                sigma: float = 0.0) -> list[float]:
+    """theta after each generator step of a run of ``objective`` from THETA0: the
+    objective's critic optimiser and generator loss, theta trained by RMSprop (WGAN) or
+    Adam (the others) at THETA_LR. ``sigma``: for ``noisy-gan``, the instance noise's
+    std at the first step, annealed linearly to 0 over the run."""
     torch.manual_seed(seed)
     real_data = data.load("parallel-lines")
     critic = FusedMLPCritic(2, (width,) * 3, "relu")
@@ -47,40 +61,61 @@ def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int
     theta = torch.tensor(THETA0, requires_grad=True)
     opt_g = (torch.optim.RMSprop if objective == "wgan" else torch.optim.Adam)([theta], lr=THETA_LR)
     path = [THETA0]
-    for _ in range(steps):
+    for step in range(steps):
+        noise = objectives.noise_sigma(step, steps, sigma, "linear") if objective == "noisy-gan" else 0.0
         for _ in range(n_critic):
             with torch.no_grad():
                 fake = generate(theta, batch)
-            critic_step(objective, critic, opt_d, real_data.sample(batch), fake)
+            critic_step(objective, critic, opt_d, objectives.instance_noise(real_data.sample(batch), noise),
+                        objectives.instance_noise(fake, noise))
         critic.requires_grad_(False)
         opt_g.zero_grad(set_to_none=True)
-        (-critic(generate(theta, batch)).mean()).backward()
+        fake = objectives.instance_noise(generate(theta, batch), noise)
+        objectives.generator_loss(objective, critic(fake)).backward()
         opt_g.step()
         critic.requires_grad_(True)
         path.append(theta.item())
     return path
 
 
-def theta_gradient(objective: str, theta_value: float, seed: int, steps: int, batch: int, width: int) -> dict:
-    """A critic (GAN discriminator or WGAN-GP critic) trained ``steps`` steps against
-    the fixed ``theta_value``, then the gradient in theta of the generator's cost on
-    4096 samples (and the discriminator's accuracy there)."""
-    torch.manual_seed(seed)
-    real_data = data.load("parallel-lines")
-    critic = FusedMLPCritic(2, (width,) * 3, "relu")
-    opt = critic_optimizer(objective, critic)
+def measure_gradient(objective: str, critic, theta_value: float, real_data) -> dict:
+    """The gradient in theta of the generator's cost against ``critic`` on 4096 samples
+    (``E log(1 - D)`` for the GAN, ``-E D`` for a WGAN), and the critic's accuracy as a
+    discriminator there."""
     theta = torch.tensor(theta_value, requires_grad=True)
-    for _ in range(steps):
-        with torch.no_grad():
-            fake = generate(theta, batch)
-        critic_step(objective, critic, opt, real_data.sample(batch), fake)
     critic.requires_grad_(False)
     d_fake = critic(generate(theta, 4096))
     cost = (objectives.generator_gan_loss(d_fake, saturating=True) if objective == "gan" else -d_fake.mean())
     (grad,) = torch.autograd.grad(cost, theta)
     with torch.no_grad():
         accuracy = float(((critic(real_data.sample(4096)) > 0).float().mean() + (d_fake < 0).float().mean()) / 2)
-    return {"theta": theta_value, "grad": float(grad), "accuracy": accuracy}
+    critic.requires_grad_(True)
+    return {"grad": float(grad), "accuracy": accuracy}
+
+
+def theta_gradient(objective: str, theta_value: float, seed: int, steps: int, batch: int, width: int,
+                   every: int = 0) -> dict:
+    """A critic (GAN discriminator or WGAN-GP critic) trained ``steps`` steps from
+    scratch against the fixed ``theta_value``, and :func:`measure_gradient` after it, and
+    every ``every`` steps on the way when ``every`` is set (then also its ``trace``:
+    iterations, gradients and accuracies)."""
+    torch.manual_seed(seed)
+    real_data = data.load("parallel-lines")
+    critic = FusedMLPCritic(2, (width,) * 3, "relu")
+    opt = critic_optimizer(objective, critic)
+    theta = torch.tensor(theta_value)
+    trace = {"iteration": [], "grad": [], "accuracy": []}
+    for it in range(steps + 1):
+        if it == steps or (every and it % every == 0):
+            measured = measure_gradient(objective, critic, theta_value, real_data)
+            for key, value in zip(trace, (it, measured["grad"], measured["accuracy"])):
+                trace[key].append(value)
+        if it == steps:
+            break
+        fake = generate(theta, batch)
+        critic_step(objective, critic, opt, real_data.sample(batch), fake)
+    final = {"theta": theta_value, "grad": trace["grad"][-1], "accuracy": trace["accuracy"][-1]}
+    return {**final, "trace": trace} if every else final
 
 
 def run(seed: int, steps: int, n_critic: int, batch: int, width: int, probe_thetas, probe_steps: int) -> Report:
@@ -122,5 +157,97 @@ def _figure(paths, probes):
     axes[1].set_ylabel("|gradient in theta| after training the critic")
     axes[1].set_title("the generator's gradient against a trained critic")
     axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- v2
+
+NOISE_SETTINGS = {
+    "full": {"steps": 500, "n_critic": 5, "batch": 256, "width": 128, "sigma": 1.0},
+    "quick": {"steps": 10, "n_critic": 2, "batch": 64, "width": 16, "sigma": 1.0},
+}
+STUCK = 0.5  # "no usable gradient": |theta| stays at least this (from THETA0 = 1)
+
+
+def instance_noise_lines(seed: int, steps: int, n_critic: int, batch: int, width: int, sigma: float) -> Report:
+    """``instance-noise-lines``: theta trained from THETA0 under ``gan`` and under
+    ``noisy-gan`` (``sigma`` annealed linearly to 0), the same discriminator and
+    optimisers for both."""
+    paths = {obj: train_theta(obj, seed, steps, n_critic, batch, width, sigma if obj == "noisy-gan" else 0.0)
+             for obj in ("gan", "noisy-gan")}
+    noisy, plain = paths["noisy-gan"], paths["gan"]
+    claims = [
+        Claim(f"with instance noise (noisy-gan, sigma {sigma:g} annealed linearly to 0 over {steps} steps) theta "
+              f"goes to 0 (from {THETA0:g}: |theta| <= {CONVERGED * THETA0:g} at the end)",
+              f"theta = {noisy[-1]:+.4f} (min |theta| on the way {min(abs(t) for t in noisy):.4f})",
+              abs(noisy[-1]) <= CONVERGED * THETA0),
+        Claim(f"under the plain GAN the disjoint supports give no usable gradient: |theta| stays >= {STUCK:g}",
+              f"min |theta| over the run {min(abs(t) for t in plain):.4f}, theta = {plain[-1]:+.4f} at the end",
+              min(abs(t) for t in plain) >= STUCK),
+    ]
+    sigmas = [objectives.noise_sigma(step, steps, sigma, "linear") for step in range(steps)]
+    return Report("instance-noise-lines", "Arjovsky & Bottou (2017), section 3", claims,
+                  {"theta_paths": paths, "sigma": sigmas, "theta_lr": THETA_LR}, _noise_figure(paths, sigmas))
+
+
+def _noise_figure(paths, sigmas):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for obj, path in paths.items():
+        ax.plot(path, label=obj)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("generator steps")
+    ax.set_ylabel("theta")
+    twin = ax.twinx()
+    twin.plot(range(1, len(sigmas) + 1), sigmas, ":", color="gray", label="noise std (noisy-gan)")
+    twin.set_ylabel("instance noise std", color="gray")
+    ax.legend(loc="upper right")
+    ax.set_title("g_theta(z) = (theta, z) against (0, z): GAN with and without instance noise")
+    fig.tight_layout()
+    return fig
+
+
+GRADIENT_SETTINGS = {
+    "full": {"thetas": [0.25, 0.5, 1.0], "d_iters": 5000, "every": 100, "early": 200, "batch": 256, "width": 128},
+    "quick": {"thetas": [0.5, 1.0], "d_iters": 20, "every": 5, "early": 10, "batch": 64, "width": 16},
+}
+VANISHED = 0.1  # "the gradient vanishes": at the end at most this fraction of its value early on
+
+
+def gradient_decay(seed: int, thetas, d_iters: int, every: int, early: int, batch: int, width: int) -> Report:
+    """``parallel-lines-training-v2``: at each fixed theta, a GAN discriminator trained
+    from scratch for ``d_iters`` iterations, the gradient in theta of ``E log(1 - D)``
+    every ``every`` iterations; the claim compares the last with the one at ``early``."""
+    probes = [theta_gradient("gan", t, seed, d_iters, batch, width, every=every) for t in thetas]
+
+    def at(probe, iteration):
+        return abs(probe["trace"]["grad"][probe["trace"]["iteration"].index(iteration)])
+
+    ratios = {p["theta"]: at(p, d_iters) / at(p, early) for p in probes}
+    claims = [Claim(
+        f"as the GAN discriminator approaches optimality the gradient in theta vanishes: |d/dtheta E log(1 - D)| "
+        f"after {d_iters} iterations <= {VANISHED:g} x its value after {early}, at each theta",
+        ", ".join(f"{at(p, d_iters):.2e} vs {at(p, early):.2e} at theta {p['theta']:g} "
+                  f"(ratio {ratios[p['theta']]:.3f}, D accuracy {p['accuracy']:.3f})" for p in probes),
+        all(r <= VANISHED for r in ratios.values()))]
+    return Report("parallel-lines-training-v2", "Arjovsky, Chintala & Bottou (2017), Example 1", claims,
+                  {"probes": probes, "end_over_early": ratios}, _decay_figure(probes))
+
+
+def _decay_figure(probes):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for p in probes:
+        trace = p["trace"]
+        axes[0].plot(trace["iteration"], [max(abs(g), 1e-30) for g in trace["grad"]], label=f"theta {p['theta']:g}")
+        axes[1].plot(trace["iteration"], trace["accuracy"], label=f"theta {p['theta']:g}")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("|d/dtheta E log(1 - D(g_theta(z)))|")
+    axes[1].set_ylabel("discriminator accuracy")
+    for ax in axes:
+        ax.set_xlabel("discriminator iterations (Adam 1e-4)")
+        ax.legend()
+    fig.suptitle("the GAN's gradient in theta against a discriminator trained from scratch at fixed theta")
     fig.tight_layout()
     return fig
