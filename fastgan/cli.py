@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 import tomllib
+import time
 from typing import NoReturn
 
 from fastgan import NonFiniteError, __version__
@@ -295,14 +296,16 @@ def _reproduce(args) -> int:
         print(f"fastgan reproduce: {exc}", file=sys.stderr)
         return 2
     names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
-    reports = [reproduce.run(name, args.quick, args.out, args.seed) for name in names]
+    start = time.perf_counter()
+    reports = reproduce.run_all(names, args.quick, args.out, args.seed)
+    minutes = (time.perf_counter() - start) / 60
     claims = [c for r in reports for c in r.claims]
-    print(f"{sum(c.holds for c in claims)} of {len(claims)} claims hold")
+    print(f"{sum(c.holds for c in claims)} of {len(claims)} claims hold ({minutes:.1f} minutes)")
     if args.name == "all":
         command = f"fastgan reproduce all{' --quick' if args.quick else ''} --seed {args.seed}"
         path = os.path.join(args.out, "claims.md")
         with open(path, "w") as f:
-            f.write(reproduce.markdown_table(reports, command))
+            f.write(reproduce.markdown_table(reports, command, minutes))
         print(f"wrote {path}")
     return 0
 

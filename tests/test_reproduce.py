@@ -48,6 +48,8 @@ def test_the_summary_counts_every_claim(quick_run):
     assert f"{sum(c['holds'] for c in claims)} of {len(claims)} claims hold" in printed
     table = (out / "claims.md").read_text().splitlines()
     assert table[0] == "Command: `fastgan reproduce all --quick --seed 0`"
+    minutes = float(table[1].removeprefix("Wall time: ").removesuffix(" minutes"))
+    assert minutes >= 0 and f"claims hold ({minutes:.1f} minutes)" in printed
     rows = [line for line in table if line.startswith("| ") and not line.startswith("| experiment")]
     assert len(rows) == len(claims)
     assert sum(row.endswith("| holds |") for row in rows) == sum(c["holds"] for c in claims)
@@ -251,3 +253,18 @@ def test_generator_loss_is_each_objectives_own():
     assert objectives.generator_loss("gan", d) == pytest.approx(float(torch.log(1 - torch.sigmoid(d)).mean()))
     for name in ("nsgan", "noisy-gan", "nsgan-r1"):
         assert objectives.generator_loss(name, d) == pytest.approx(float(-torch.log(torch.sigmoid(d)).mean()))
+
+
+def test_a_shared_run_reads_each_plan_as_it_reads_alone():
+    # wgan-correlation's steps are the first part of wgan-correlation-v2's run: `reproduce all` trains once
+    short = dict(steps=4, every=2, samples=32, width=16)
+    long = dict(steps=6, every=3, samples=32, width=16, retrain=2)
+    for objective in ("wgan-gp", "wgan", "nsgan"):
+        alone = [wgan_correlation.trace(objective, 1, **s) for s in (short, long)]
+        with wgan_correlation.sharing([short, long]):
+            shared = [wgan_correlation.trace(objective, 1, **short)]
+            assert len(wgan_correlation._READ) == 1  # the long plan's readings, made by the same run
+            shared.append(wgan_correlation.trace(objective, 1, **long))
+            assert not wgan_correlation._READ
+        assert shared == alone
+        assert [t["step"] for t in alone] == [[2, 4], [3, 6]]

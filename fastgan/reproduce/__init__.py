@@ -32,12 +32,20 @@ EXPERIMENTS = {
     "wgan-correlation-v2": (wgan_correlation.run, wgan_correlation.V2_SETTINGS),
 }
 
-__all__ = ["EXPERIMENTS", "Claim", "Report", "markdown_table", "run", "settings"]
+__all__ = ["EXPERIMENTS", "Claim", "Report", "markdown_table", "run", "run_all", "settings"]
 
 
 def settings(name: str, quick: bool) -> dict:
     """The settings ``name`` runs with (its full or its quick size)."""
     return dict(EXPERIMENTS[name][1]["quick" if quick else "full"])
+
+
+def run_all(names: list[str], quick: bool, out_dir: str, seed: int = 0, log=print) -> list[Report]:
+    """:func:`run` for each of ``names`` in turn; the experiments that train the same
+    runs share them (:func:`wgan_correlation.sharing`), with the numbers they have alone."""
+    shared = [settings(name, quick) for name in names if name in ("wgan-correlation", "wgan-correlation-v2")]
+    with wgan_correlation.sharing(shared):
+        return [run(name, quick, out_dir, seed, log) for name in names]
 
 
 def run(name: str, quick: bool, out_dir: str, seed: int = 0, log=print) -> Report:

@@ -229,7 +229,7 @@ def gradient_decay(seed: int, thetas, d_iters: int, every: int, early: int, batc
         f"as the GAN discriminator approaches optimality the gradient in theta vanishes: |d/dtheta E log(1 - D)| "
         f"after {d_iters} iterations <= {VANISHED:g} x its value after {early}, at each theta",
         ", ".join(f"{at(p, d_iters):.2e} vs {at(p, early):.2e} at theta {p['theta']:g} "
-                  f"(ratio {ratios[p['theta']]:.3f}, D accuracy {p['accuracy']:.3f})" for p in probes),
+                  f"(ratio {ratios[p['theta']]:.1e}, D accuracy {p['accuracy']:.3f})" for p in probes),
         all(r <= VANISHED for r in ratios.values()))]
     return Report("parallel-lines-training-v2", "Arjovsky, Chintala & Bottou (2017), Example 1", claims,
                   {"probes": probes, "end_over_early": ratios}, _decay_figure(probes))

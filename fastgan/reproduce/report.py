@@ -64,10 +64,11 @@ def write(report: Report, out_dir: str, settings: dict) -> tuple[str, str]:
     return json_path, png_path
 
 
-def markdown_table(reports: list[Report], command: str) -> str:
+def markdown_table(reports: list[Report], command: str, minutes: float | None = None) -> str:
     """The claims of ``reports`` as a markdown table (experiment, claim, measured,
-    verdict), under the command that produced them."""
-    lines = [f"Command: `{command}`", "", "| experiment | claim | measured | verdict |", "|---|---|---|---|"]
+    verdict), under the command that produced them (and its wall time)."""
+    lines = [f"Command: `{command}`", *([f"Wall time: {minutes:.1f} minutes"] if minutes is not None else []),
+             "", "| experiment | claim | measured | verdict |", "|---|---|---|---|"]
     for report in reports:
         for claim in report.claims:
             cells = (report.name, claim.text, claim.measured, "holds" if claim.holds else "**does not hold**")

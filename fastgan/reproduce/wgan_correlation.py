@@ -17,7 +17,9 @@ discriminator loss is read the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+from dataclasses import dataclass
 
 import torch
 from scipy import stats
@@ -51,25 +53,66 @@ def retrained_critic(trainer: Trainer, iters: int, seed: int) -> torch.nn.Module
     return critic
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run is read for: ``steps`` generator steps, a point every ``every``, the
+    critic retrained ``retrain`` iterations on a copy at each point (0: read as it is)."""
+
+    steps: int
+    every: int
+    retrain: int = 0
+
+
+_SHARED: set = set()  # (samples, width, Plan) announced by sharing()
+_READ: dict = {}  # (objective, seed, samples, width, Plan) -> a trace made for a later experiment
+
+
+@contextlib.contextmanager
+def sharing(settings_list: list[dict]):
+    """Within it, one training run per objective makes the readings of every experiment
+    in ``settings_list`` (their settings) that trains the same networks: ``reproduce
+    all`` trains once for ``wgan-correlation``, whose 1000 steps are the first third of
+    ``wgan-correlation-v2``'s run. Each plan's readings are the same as alone."""
+    _SHARED.update((s["samples"], s["width"], Plan(s["steps"], s["every"], s.get("retrain", 0)))
+                   for s in settings_list)
+    try:
+        yield
+    finally:
+        _SHARED.clear()
+        _READ.clear()
+
+
 def trace(objective: str, seed: int, steps: int, every: int, samples: int, width: int, retrain: int = 0) -> dict:
     """W1 and the critic's estimate (or the discriminator's loss) every ``every``
     generator steps of one run; with ``retrain``, from :func:`retrained_critic`."""
-    trainer = stepwise_trainer(objective, "8gaussians", steps, seed, width=width)
-    gen = torch.Generator().manual_seed(seed + 7)
-    out = {"step": [], "w1": [], "estimate": []}
-    for step in range(1, steps + 1):
+    plan, networks = Plan(steps, every, retrain), (objective, seed, samples, width)
+    if (*networks, plan) not in _READ:
+        plans = {plan} | {p for s, w, p in _SHARED if (s, w) == (samples, width)}
+        for p, t in traces(objective, seed, samples, width, plans).items():
+            _READ[(*networks, p)] = t
+    return _READ.pop((*networks, plan))
+
+
+def traces(objective: str, seed: int, samples: int, width: int, plans: set) -> dict:
+    """One run of ``objective`` to the longest plan's steps, read for each plan; each
+    plan draws its samples from an RNG of its own, so its trace does not depend on the
+    other plans (the training run is not disturbed by any reading)."""
+    trainer = stepwise_trainer(objective, "8gaussians", max(p.steps for p in plans), seed, width=width)
+    gens = {p: torch.Generator().manual_seed(seed + 7) for p in plans}
+    out = {p: {"step": [], "w1": [], "estimate": []} for p in plans}
+    for step in range(1, max(p.steps for p in plans) + 1):
         trainer.train_step()
-        if step % every:
-            continue
-        real = trainer.data.sample(samples, gen)
-        fake = trainer.sample(samples, gen)
-        critic = retrained_critic(trainer, retrain, seed + step) if retrain else trainer.critic
-        with torch.no_grad():
-            d_real, d_fake = critic(real.to(trainer.device)), critic(fake.to(trainer.device))
-        estimate = (objectives.critic_gan_loss(d_real, d_fake) if objective == "nsgan"
-                    else d_real.mean() - d_fake.mean())
-        for key, value in zip(out, (step, metrics.w1(fake, real), float(estimate))):
-            out[key].append(value)
+        for p in plans:
+            if step <= p.steps and step % p.every == 0:
+                real = trainer.data.sample(samples, gens[p])
+                fake = trainer.sample(samples, gens[p])
+                critic = retrained_critic(trainer, p.retrain, seed + step) if p.retrain else trainer.critic
+                with torch.no_grad():
+                    d_real, d_fake = critic(real.to(trainer.device)), critic(fake.to(trainer.device))
+                estimate = (objectives.critic_gan_loss(d_real, d_fake) if objective == "nsgan"
+                            else d_real.mean() - d_fake.mean())
+                for key, value in zip(out[p], (step, metrics.w1(fake, real), float(estimate))):
+                    out[p][key].append(value)
     return out
 
 
@@ -97,10 +140,10 @@ def run(seed: int, steps: int, every: int, samples: int, width: int, retrain: in
     ]
     name = "wgan-correlation-v2" if retrain else "wgan-correlation"
     return Report(name, "Arjovsky et al. (2017), Figs. 3-4; Gulrajani et al. (2017), sec. 5.3",
-                  claims, {"traces": traces, "correlations": corr}, _figure(traces, corr))
+                  claims, {"traces": traces, "correlations": corr}, _figure(traces, corr, read))
 
 
-def _figure(traces, corr):
+def _figure(traces, corr, read):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for ax, (obj, t) in zip(axes, traces.items()):
@@ -112,6 +155,6 @@ def _figure(traces, corr):
         twin.set_ylabel(RUNS[obj], color="tab:red")
         ax.set_title(f"{obj}: Pearson {corr[obj]['pearson']:.2f}, Spearman {corr[obj]['spearman']:.2f}")
         ax.legend(loc="upper right")
-    fig.suptitle("8gaussians: the exact W1 between samples against what each objective's critic reports")
+    fig.suptitle(f"8gaussians: the exact W1 between samples against what each objective's critic reports{read}")
     fig.tight_layout()
     return fig
