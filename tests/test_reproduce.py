@@ -135,8 +135,9 @@ def test_instance_noise_lines_anneals_sigma_linearly_and_judges_the_theta_paths(
     body = _body(quick_run, "instance-noise-lines")
     s, d = body["settings"], body["data"]
     assert d["sigma"] == pytest.approx([s["sigma"] * (1 - k / s["steps"]) for k in range(s["steps"])])
-    for path in d["theta_paths"].values():
+    for obj, path in d["theta_paths"].items():
         assert len(path) == s["steps"] + 1 and path[0] == 1.0
+        assert len(d["theta_grads"][obj]) == s["steps"] and all(math.isfinite(g) for g in d["theta_grads"][obj])
     noisy, plain = body["claims"]
     assert noisy["holds"] == (abs(d["theta_paths"]["noisy-gan"][-1]) <= 0.1)
     assert plain["holds"] == (min(abs(t) for t in d["theta_paths"]["gan"]) >= 0.5)
@@ -178,7 +179,11 @@ def test_wgan_correlation_v2_reads_a_point_every_few_steps_and_correlates_them(q
 
     body = _body(quick_run, "wgan-correlation-v2")
     s, d = body["settings"], body["data"]
-    assert "retrained" in body["claims"][0]["claim"]
+    wgan_gp, wgan, gan = body["claims"]
+    assert "retrained" in wgan_gp["claim"] and "retrained" in wgan["claim"]
+    assert "retrained" not in gan["claim"]  # the GAN's loss is read as in v1, on the v2 schedule
+    assert wgan_correlation.plan("nsgan", 10, 2, retrain=5) == wgan_correlation.Plan(10, 2, 0)
+    assert wgan_correlation.plan("wgan", 10, 2, retrain=5) == wgan_correlation.Plan(10, 2, 5)
     for obj, t in d["traces"].items():
         assert t["step"] == list(range(s["every"], s["steps"] + 1, s["every"]))
         assert d["correlations"][obj]["pearson"] == pytest.approx(stats.pearsonr(t["estimate"], t["w1"])[0])

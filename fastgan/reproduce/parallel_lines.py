@@ -49,18 +49,19 @@ def generate(theta: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int, width: int,
-                sigma: float = 0.0) -> list[float]:
-    """theta after each generator step of a run of ``objective`` from THETA0: the
-    objective's critic optimiser and generator loss, theta trained by RMSprop (WGAN) or
-    Adam (the others) at THETA_LR. ``sigma``: for ``noisy-gan``, the instance noise's
-    std at the first step, annealed linearly to 0 over the run."""
+                sigma: float = 0.0) -> tuple[list[float], list[float]]:
+    """theta after each generator step of a run of ``objective`` from THETA0, and the
+    gradient in theta of the generator's loss at each step: the objective's critic
+    optimiser and generator loss, theta trained by RMSprop (WGAN) or Adam (the others)
+    at THETA_LR. ``sigma``: for ``noisy-gan``, the instance noise's std at the first
+    step, annealed linearly to 0 over the run."""
     torch.manual_seed(seed)
     real_data = data.load("parallel-lines")
     critic = FusedMLPCritic(2, (width,) * 3, "relu")
     opt_d = critic_optimizer(objective, critic)
     theta = torch.tensor(THETA0, requires_grad=True)
     opt_g = (torch.optim.RMSprop if objective == "wgan" else torch.optim.Adam)([theta], lr=THETA_LR)
-    path = [THETA0]
+    path, grads = [THETA0], []
     for step in range(steps):
         noise = objectives.noise_sigma(step, steps, sigma, "linear") if objective == "noisy-gan" else 0.0
         for _ in range(n_critic):
@@ -72,10 +73,11 @@ def train_theta(objective: str, seed: int, steps: int, n_critic: int, batch: int
         opt_g.zero_grad(set_to_none=True)
         fake = objectives.instance_noise(generate(theta, batch), noise)
         objectives.generator_loss(objective, critic(fake)).backward()
+        grads.append(theta.grad.item())
         opt_g.step()
         critic.requires_grad_(True)
         path.append(theta.item())
-    return path
+    return path, grads
 
 
 def measure_gradient(objective: str, critic, theta_value: float, real_data) -> dict:
@@ -119,7 +121,7 @@ def theta_gradient(objective: str, theta_value: float, seed: int, steps: int, ba
 
 
 def run(seed: int, steps: int, n_critic: int, batch: int, width: int, probe_thetas, probe_steps: int) -> Report:
-    paths = {obj: train_theta(obj, seed, steps, n_critic, batch, width) for obj in ("wgan", "wgan-gp")}
+    paths = {obj: train_theta(obj, seed, steps, n_critic, batch, width)[0] for obj in ("wgan", "wgan-gp")}
     probes = {obj: [theta_gradient(obj, t, seed, probe_steps, batch, width) for t in probe_thetas]
               for obj in ("gan", "wgan-gp")}
     gan_max = max(abs(p["grad"]) for p in probes["gan"])
@@ -174,8 +176,10 @@ def instance_noise_lines(seed: int, steps: int, n_critic: int, batch: int, width
     """``instance-noise-lines``: theta trained from THETA0 under ``gan`` and under
     ``noisy-gan`` (``sigma`` annealed linearly to 0), the same discriminator and
     optimisers for both."""
-    paths = {obj: train_theta(obj, seed, steps, n_critic, batch, width, sigma if obj == "noisy-gan" else 0.0)
-             for obj in ("gan", "noisy-gan")}
+    runs = {obj: train_theta(obj, seed, steps, n_critic, batch, width, sigma if obj == "noisy-gan" else 0.0)
+            for obj in ("gan", "noisy-gan")}
+    paths = {obj: path for obj, (path, _) in runs.items()}
+    grads = {obj: g for obj, (_, g) in runs.items()}
     noisy, plain = paths["noisy-gan"], paths["gan"]
     claims = [
         Claim(f"with instance noise (noisy-gan, sigma {sigma:g} annealed linearly to 0 over {steps} steps) theta "
@@ -188,22 +192,28 @@ def instance_noise_lines(seed: int, steps: int, n_critic: int, batch: int, width
     ]
     sigmas = [objectives.noise_sigma(step, steps, sigma, "linear") for step in range(steps)]
     return Report("instance-noise-lines", "Arjovsky & Bottou (2017), section 3", claims,
-                  {"theta_paths": paths, "sigma": sigmas, "theta_lr": THETA_LR}, _noise_figure(paths, sigmas))
+                  {"theta_paths": paths, "theta_grads": grads, "sigma": sigmas, "theta_lr": THETA_LR},
+                  _noise_figure(paths, grads, sigmas))
 
 
-def _noise_figure(paths, sigmas):
+def _noise_figure(paths, grads, sigmas):
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for obj, path in paths.items():
-        ax.plot(path, label=obj)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.set_xlabel("generator steps")
-    ax.set_ylabel("theta")
-    twin = ax.twinx()
-    twin.plot(range(1, len(sigmas) + 1), sigmas, ":", color="gray", label="noise std (noisy-gan)")
-    twin.set_ylabel("instance noise std", color="gray")
-    ax.legend(loc="upper right")
-    ax.set_title("g_theta(z) = (theta, z) against (0, z): GAN with and without instance noise")
+        axes[0].plot(path, label=obj)
+        axes[1].plot(range(1, len(grads[obj]) + 1), [max(abs(g), 1e-30) for g in grads[obj]], label=obj, lw=0.8)
+    axes[0].axhline(0, color="k", lw=0.5)
+    axes[0].set_ylabel("theta")
+    axes[0].set_title("g_theta(z) = (theta, z) against (0, z)")
+    twin = axes[0].twinx()
+    twin.plot(range(1, len(sigmas) + 1), sigmas, ":", color="gray")
+    twin.set_ylabel("instance noise std (noisy-gan, dotted)", color="gray")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("|gradient in theta of the generator's loss|")
+    axes[1].set_title("the gradient theta is trained with (Adam)")
+    for ax in axes:
+        ax.set_xlabel("generator steps")
+        ax.legend(loc="upper right")
     fig.tight_layout()
     return fig
 
