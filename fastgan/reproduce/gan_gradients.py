@@ -131,6 +131,13 @@ def _decay(probes: dict) -> dict:
     return {s: p["grad_norm_mean"][-1] / p["grad_norm_mean"][0] for s, p in probes.items()}
 
 
+def _accuracy_claim(probes: dict) -> Claim:
+    """Theorem 2.4's premise: every stage's discriminator ends (near) perfect."""
+    return Claim("a discriminator trained against a fixed generator reaches accuracy 1 (>= 0.99)",
+                 "final accuracy " + _per_stage(probes, lambda p: f"{p['accuracy'][-1]:.3f}"),
+                 all(p["accuracy"][-1] >= 0.99 for p in probes.values()))
+
+
 def _per_stage(probes: dict, fn) -> str:
     return ", ".join(f"{fn(p)} (stage {stage})" for stage, p in probes.items())
 
@@ -139,9 +146,7 @@ def vanishing_gradients(seed: int, stages, d_iters, every, grad_batches, batch) 
     probes = _probes(seed, stages, d_iters, every, grad_batches, batch, saturating=True)
     decay = _decay(probes)
     claims = [
-        Claim("a discriminator trained against a fixed generator reaches accuracy 1 (>= 0.99)",
-              "final accuracy " + _per_stage(probes, lambda p: f"{p['accuracy'][-1]:.3f}"),
-              all(p["accuracy"][-1] >= 0.99 for p in probes.values())),
+        _accuracy_claim(probes),
         Claim(f"the gradient of E log(1 - D(G(z))) decays by orders of magnitude (last / first <= {DECAY:g})",
               "last / first gradient norm " + ", ".join(f"{d:.2e} (stage {s})" for s, d in decay.items()),
               all(d <= DECAY for d in decay.values())),
@@ -162,9 +167,7 @@ def vanishing_gradients_32(seed: int, stages, d_iters, every, grad_batches, batc
         last = [n for it, n in zip(p["iteration"], p["grad_norm_mean"]) if it > d_iters - tail]
         tail_over_max[stage] = (sum(last) / len(last)) / max(p["grad_norm_mean"])
     claims = [
-        Claim("a discriminator trained against a fixed generator reaches accuracy 1 (>= 0.99)",
-              "final accuracy " + _per_stage(probes, lambda p: f"{p['accuracy'][-1]:.3f}"),
-              all(p["accuracy"][-1] >= 0.99 for p in probes.values())),
+        _accuracy_claim(probes),
         Claim(f"the gradient of E log(1 - D(G(z))) decays by orders of magnitude (mean over the last {tail} "
               f"iterations <= {DECAY:g} x the run's maximum)",
               "mean of the last / maximum " + ", ".join(f"{r:.2e} (stage {s})" for s, r in tail_over_max.items()),

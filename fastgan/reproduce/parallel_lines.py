@@ -87,8 +87,7 @@ def measure_gradient(objective: str, critic, theta_value: float, real_data) -> d
     theta = torch.tensor(theta_value, requires_grad=True)
     critic.requires_grad_(False)
     d_fake = critic(generate(theta, 4096))
-    cost = (objectives.generator_gan_loss(d_fake, saturating=True) if objective == "gan" else -d_fake.mean())
-    (grad,) = torch.autograd.grad(cost, theta)
+    (grad,) = torch.autograd.grad(objectives.generator_loss(objective, d_fake), theta)
     with torch.no_grad():
         accuracy = float(((critic(real_data.sample(4096)) > 0).float().mean() + (d_fake < 0).float().mean()) / 2)
     critic.requires_grad_(True)

@@ -103,10 +103,11 @@ def traces(objective: str, seed: int, samples: int, width: int, plans: set) -> d
     """One run of ``objective`` to the longest plan's steps, read for each plan; each
     plan draws its samples from an RNG of its own, so its trace does not depend on the
     other plans (the training run is not disturbed by any reading)."""
-    trainer = stepwise_trainer(objective, "8gaussians", max(p.steps for p in plans), seed, width=width)
+    steps = max(p.steps for p in plans)
+    trainer = stepwise_trainer(objective, "8gaussians", steps, seed, width=width)
     gens = {p: torch.Generator().manual_seed(seed + 7) for p in plans}
     out = {p: {"step": [], "w1": [], "estimate": []} for p in plans}
-    for step in range(1, max(p.steps for p in plans) + 1):
+    for step in range(1, steps + 1):
         trainer.train_step()
         for p in plans:
             if step <= p.steps and step % p.every == 0:
