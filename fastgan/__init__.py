@@ -23,7 +23,7 @@ from fastgan.backends import (
     set_backend,
     use_backend,
 )
-from fastgan._checks import NonFiniteError, get_checks, report_checks, set_checks, use_checks
+from fastgan._checks import FastganWarning, NonFiniteError, get_checks, report_checks, set_checks, use_checks
 from fastgan._extension import ExtensionNotBuiltError
 from fastgan.verify import doctor
 from fastgan.nn import FusedCritic, FusedMLPCritic
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "ClippedRMSprop", "ConfigError", "ConfigTypeError", "CriticLoss",
-    "ExtensionNotBuiltError", "FusedCritic", "FusedMLPCritic", "NonFiniteError", "TrainConfig", "Trainer",
+    "ExtensionNotBuiltError", "FastganWarning", "FusedCritic", "FusedMLPCritic", "NonFiniteError", "TrainConfig", "Trainer",
     "available_backends", "doctor", "dragan_penalty", "get_backend", "get_checks", "gradient_penalty",
     "r1_penalty", "report_checks", "set_backend", "set_checks", "use_backend", "use_checks", "__version__",
 ]

@@ -9,6 +9,11 @@ Shape, dtype and device checks read no data and always run. Checks that read dat
   per tensor name; :func:`report_checks` reads them all back with one
   synchronisation and raises :class:`NonFiniteError` naming the tensors and the span;
 * ``off``: no data is read.
+
+Inside ``torch.compile`` a check cannot read its result back without breaking the
+graph, so there ``eager`` checks run as ``deferred`` ones: a flag on the device per
+tensor name, read by :func:`report_checks` (call it where a synchronisation is
+acceptable, e.g. on logged steps). ``off`` stays off.
 """
 from __future__ import annotations
 
@@ -86,6 +91,11 @@ class NonFiniteError(ValueError):
     """Tensors checked in ``deferred`` mode held NaN or infinite values."""
 
 
+class FastganWarning(UserWarning):
+    """The base of fastgan's warnings (filter them with ``warnings``); the ``fastgan``
+    command prints each as one line."""
+
+
 def set_checks(mode: str) -> None:
     """Sets how the ops check their inputs for NaN and infinity: ``"eager"``,
     ``"deferred"`` or ``"off"`` (see the module's documentation)."""
@@ -100,6 +110,15 @@ def get_checks() -> str:
     return _mode
 
 
+def active_checks() -> str:
+    """The mode the checks follow here: :func:`get_checks`, except that ``eager``
+    becomes ``deferred`` while torch.compile traces (a value read back would break
+    the graph)."""
+    if _mode == "eager" and torch.compiler.is_compiling():
+        return "deferred"
+    return _mode
+
+
 @contextlib.contextmanager
 def use_checks(mode: str):
     """``with fastgan.use_checks("deferred"):`` the mode for a block, then the previous one."""
@@ -111,7 +130,7 @@ def use_checks(mode: str):
         set_checks(previous)
 
 
-def report_checks(where: str) -> None:
+def report_checks(where: str = "since the last report") -> None:
     """Reads back the flags of the checks deferred since the last report (one
     synchronisation) and forgets them; raises :class:`NonFiniteError` naming the
     tensors that held NaN or infinite values, and ``where`` (e.g. "steps 31-40")."""
@@ -136,10 +155,11 @@ def all_finite(t: torch.Tensor) -> bool:
 def check_finite(t: torch.Tensor, name: str) -> None:
     """Raises if ``t`` holds a NaN or an infinity (see :func:`all_finite`); in
     ``deferred`` mode records the answer on the device instead, in ``off`` mode does
-    nothing."""
-    if _mode == "off":
+    nothing. Under torch.compile eager checks are deferred (:func:`active_checks`)."""
+    mode = active_checks()
+    if mode == "off":
         return
-    if _mode == "deferred":
+    if mode == "deferred":
         flag = torch.isfinite(t.detach()).all()
         _pending[name] = flag if name not in _pending else _pending[name] & flag
         return

@@ -39,6 +39,7 @@ AUTO_ORDER = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}
 
 _selected: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastgan_backend", default=None)
 _warned_fallbacks: set[str] = set()
+_reference_depth = 0  # > 0 inside reference_ops()
 
 
 def _check_name(name: str, source: str) -> str:
@@ -117,9 +118,25 @@ def use_backend(name: str):
         _selected.reset(token)
 
 
+@contextlib.contextmanager
+def reference_ops():
+    """Within the block every op resolves to ``eager``, whatever the backend in force:
+    for a ``torch.func`` transform around a critic (it cannot enter the extension's C++
+    autograd functions). A plain counter rather than a context variable, so that
+    torch.compile traces it."""
+    global _reference_depth
+    _reference_depth += 1
+    try:
+        yield
+    finally:
+        _reference_depth -= 1
+
+
 def resolve(device: torch.device) -> str:
     """The concrete backend (``eager``, ``cpu``, ``cuda`` or ``triton``) for tensors on
-    ``device`` under the backend in force."""
+    ``device`` under the backend in force (``eager`` within :func:`reference_ops`)."""
+    if _reference_depth:
+        return "eager"
     name = get_backend()
     native = "cuda" if device.type == "cuda" else "cpu" if device.type == "cpu" else None
     if name == "auto":

@@ -8,9 +8,10 @@ import os
 import sys
 import tomllib
 import time
+import warnings
 from typing import NoReturn
 
-from fastgan import NonFiniteError, __version__
+from fastgan import FastganWarning, NonFiniteError, __version__
 from fastgan.objectives import DESCRIPTIONS
 from fastgan.trainer import TrainConfig
 
@@ -316,14 +317,28 @@ def _bench(rest: list[str]) -> int:
     return bench_main(rest)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """fastgan's own warnings as one line, ``fastgan: warning: ...``; others as Python
+    shows them."""
+    if issubclass(category, FastganWarning):
+        print(f"fastgan: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fastgan`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:
-        return _bench(argv[1:])
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    return args.run(args)
+    with warnings.catch_warnings():  # (the caller's way of showing warnings comes back after)
+        warnings.showwarning = _show_warning
+        if argv[:1] == ["bench"]:
+            return _bench(argv[1:])
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        return args.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

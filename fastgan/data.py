@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from fastgan._checks import FastganWarning
 
 Tensor = torch.Tensor
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -127,25 +130,66 @@ def digits32() -> Dataset:
 def from_path(path: str) -> Dataset:
     """A user's data: an ``.npy`` array, an ``.npz`` archive (its only array, or the one
     named ``x``), or a folder of images (all the same size; gray or RGB). Image values in
-    [0, 255] (or [0, 1] for float PNGs) are scaled to [-1, 1]; arrays are used as they
-    are, (N, D) for points or (N, C, H, W) for images."""
+    [0, 255] (or [0, 1] for float PNGs) are scaled to [-1, 1]; arrays are read by
+    :func:`samples_from_array` (integers scaled from [0, 255], ``(N, H, W, C)``
+    transposed, a warning for floats far outside [-1, 1])."""
     if os.path.isdir(path):
         return _finite(os.path.basename(os.path.normpath(path)), _read_images(path))
     if not path.endswith((".npy", ".npz")):
         raise ValueError(f"{path}: expected a .npy or .npz file or a folder of images")
     try:
         array = _read_array(path)
-        if array.dtype.kind not in "biuf":
+        if array.dtype.kind not in "iuf":
             raise ValueError(f"holds {array.dtype} values, not numbers")
-        array = np.asarray(array, dtype=np.float32)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: cannot read the array ({exc})") from None
+    return _finite(os.path.splitext(os.path.basename(path))[0], samples_from_array(array, path))
+
+
+class DataWarning(FastganWarning):
+    """The data were read in a way worth a word: transposed, or out of the range the
+    networks expect."""
+
+
+#: Float images whose largest magnitude exceeds this train with a DataWarning.
+RANGE_LIMIT = 1.5
+CHANNELS = (1, 3, 4)
+
+
+def samples_from_array(array: np.ndarray, source: str) -> Tensor:
+    """The float32 samples of a user's array (or tensor), ``(N, D)`` points or
+    ``(N, C, H, W)`` images; ``source`` names it in messages.
+
+    * integers (``uint8`` pixels and any other integer type) must lie in [0, 255] and
+      are scaled to [-1, 1], as image folders are;
+    * ``(N, H, W, C)`` images, recognised by a last axis of 1, 3 or 4 entries where the
+      second axis has another size, are transposed to ``(N, C, H, W)`` (said once);
+    * floats are used as they are; images with values beyond +-1.5 (far outside the
+      [-1, 1] of the image generator's tanh) train, with a :class:`DataWarning` that
+      names their range and how to rescale them. Points may have any scale (their
+      generator's output is linear)."""
+    array = np.asarray(array)
     if array.ndim not in (2, 4) or len(array) == 0:
-        raise ValueError(f"{path}: expected a non-empty (N, D) or (N, C, H, W) array, got shape {array.shape}")
-    data = torch.from_numpy(array)
+        raise ValueError(f"{source}: expected a non-empty (N, D) or (N, C, H, W) array, got shape {array.shape}")
+    if array.dtype.kind in "iu":
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise ValueError(f"{source}: integer values are read as 0..255 pixels and scaled to [-1, 1], but they "
+                             f"span [{low}, {high}]; save floats in the range you mean (e.g. [-1, 1])")
+        array = array.astype(np.float32) / 127.5 - 1.0
+    data = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    if data.dim() == 4 and data.shape[3] in CHANNELS and data.shape[1] not in CHANNELS:
+        warnings.warn(f"{source}: read as (N, H, W, C) = {tuple(data.shape)} and transposed to (N, C, H, W)",
+                      DataWarning, stacklevel=2)
+        data = data.permute(0, 3, 1, 2).contiguous()
     if not torch.isfinite(data).all():
-        raise ValueError(f"{path} contains NaN or infinite values")
-    return _finite(os.path.splitext(os.path.basename(path))[0], data)
+        raise ValueError(f"{source} contains NaN or infinite values")
+    low, high = float(data.min()), float(data.max())
+    if data.dim() == 4 and max(-low, high) > RANGE_LIMIT:
+        warnings.warn(f"{source}: image values span [{low:.4g}, {high:.4g}], far outside the [-1, 1] of the "
+                      "generator's tanh; rescale them (x / 127.5 - 1 for 0..255 pixels, 2 * x - 1 for 0..1)",
+                      DataWarning, stacklevel=2)
+    return data
 
 
 def _read_array(path: str) -> np.ndarray:
@@ -183,7 +227,8 @@ def _read_images(folder: str) -> Tensor:
 
 def from_user(data) -> Dataset:
     """The data a user hands to :class:`fastgan.Trainer`: a tensor or array of samples,
-    ``(N, D)`` points or ``(N, C, H, W)`` images; a map-style
+    ``(N, D)`` points or ``(N, C, H, W)`` images, read as :func:`samples_from_array`
+    reads arrays; a map-style
     ``torch.utils.data.Dataset`` whose items are samples or ``(sample, label, ...)``
     tuples (torchvision's form); or a ``DataLoader`` of such a dataset. A loader's
     dataset is sampled by the trainer itself (its batch size and its own seeded
@@ -192,15 +237,13 @@ def from_user(data) -> Dataset:
     are refused."""
     from torch.utils.data import DataLoader, IterableDataset
 
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(np.asarray(data, dtype=np.float32))
     if isinstance(data, Tensor):
-        if not data.is_floating_point() or data.dim() not in (2, 4) or len(data) == 0:
-            raise ValueError(f"data: expected a non-empty floating (N, D) or (N, C, H, W) tensor, got "
-                             f"{data.dtype} of shape {tuple(data.shape)}")
-        if not torch.isfinite(data).all():
-            raise ValueError("data contains NaN or infinite values")
-        return _finite(f"tensor {tuple(data.shape)}", data.detach().float().cpu())
+        data = (data.detach().float() if data.is_floating_point() else data.detach()).cpu().numpy()
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind not in "iuf":
+            raise ValueError(f"data: expected an array of numbers, got {data.dtype}")
+        samples = samples_from_array(data, "data")
+        return _finite(f"tensor {tuple(samples.shape)}", samples)
     if isinstance(data, DataLoader):
         data = data.dataset
     if isinstance(data, IterableDataset) or not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):

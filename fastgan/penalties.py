@@ -8,13 +8,15 @@ methods, with the same value and the same parameter gradients:
   penalty's backward is a double backward through the critic;
 * ``"jvp"``: first order only. The penalty's parameter gradient is
   ``sum_i u_i^T dg_i/dtheta = d/dtheta sum_i <u_i, grad_x D(x_i)>`` with ``u`` held
-  constant: ``g`` comes from a plain ``autograd.grad``, ``u = d mean phi / dg`` in closed
-  form (the same row op), and one forward-mode pass of the critic at ``x`` with tangent
-  ``u`` gives ``<u_i, grad_x D(x_i)>`` as its output tangent. Its sum, added to the
-  penalty's value with a zero value of its own, carries the gradient into an ordinary
-  ``backward()``: no double backward anywhere, so it works where double backward does
-  not (torch.compile, DistributedDataParallel). The critic's ops need forward-mode
-  derivatives (torch's layers have them; so has :func:`fastgan.ops.bias_act`).
+  constant: ``g`` comes from ``torch.func.vjp`` (no graph kept), ``u = d mean phi / dg``
+  in closed form (the same row op), and ``torch.func.jvp`` of the critic at ``x`` with
+  tangent ``u`` gives ``<u_i, grad_x D(x_i)>`` as its output tangent. Its sum, added to
+  the penalty's value with a zero value of its own, carries the gradient into an
+  ordinary ``backward()``: no double backward anywhere, so it works where double
+  backward does not (DistributedDataParallel), and torch.compile traces it with its
+  default settings (``fullgraph=True``, the backward inside the compiled function or
+  outside it). The critic's ops need forward-mode derivatives: torch's layers have
+  them, and fastgan's own ops run their reference form within the two transforms.
 
 ``method="auto"`` (the default) takes the faster of the two on the device at hand, as
 measured by ``fastgan bench`` (:data:`AUTO_METHOD`). Add the result to the critic's loss.
@@ -24,11 +26,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from fastgan import _checks
+from fastgan import _checks, backends
 from fastgan.ops.penalty import row_penalty, row_penalty_and_grad
 
 Tensor = torch.Tensor
@@ -46,7 +47,7 @@ def _check_sources(x: Tensor, **sources: Tensor) -> None:
     Usually one reduction: a NaN or an infinity in any source reaches x (lerp multiplies
     it by its weight, 0 * inf is NaN) and then x's sum; only a non-finite sum (or one
     that overflowed) leads to the element-wise checks."""
-    if _checks.get_checks() != "eager":  # no reading back: one device flag per source
+    if _checks.active_checks() != "eager":  # no reading back: one device flag per source
         for name, t in sources.items():
             _checks.check_finite(t, name)
         return
@@ -66,14 +67,49 @@ METHODS = ("double-backward", "jvp")
 AUTO_METHOD = {"cpu": "double-backward", "cuda": "double-backward"}
 
 
-def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool = True,
-                    scaler=None) -> Tensor:
-    """grad_x of sum_i D(x_i), in x's dtype. With an enabled ``torch.amp.GradScaler``
-    (fp16) the output is scaled before the backward and the gradient unscaled after,
-    as PyTorch's gradient-penalty recipe does, with the scale kept on the device."""
+def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor, scaler=None) -> Tensor:
+    """grad_x of sum_i D(x_i), in x's dtype, differentiable (``autograd.grad`` with
+    ``create_graph``: the double backward's first half). With an enabled
+    ``torch.amp.GradScaler`` (fp16) the output is scaled before the backward and the
+    gradient unscaled after, as PyTorch's gradient-penalty recipe does, with the scale
+    kept on the device."""
+    scale = _scale(scaler, x.device)
     x = x.detach().requires_grad_(True)
-    out = critic(x)
-    B = x.shape[0]
+    out = _checked_output(critic(x), x.shape[0])
+    (g,) = torch.autograd.grad(out.sum() if scale is None else out.sum() * scale, x, create_graph=True)
+    return g if scale is None else g / scale
+
+
+def _scale(scaler, device: torch.device) -> Tensor | None:
+    """An enabled GradScaler's scale as a tensor on the device (no sync), else None."""
+    if scaler is None or not scaler.is_enabled():
+        return None
+    return scaler.scale(torch.ones((), device=device))
+
+
+def _jvp_penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, scaler=None) -> Tensor:
+    """The penalty by the first-order method (the module's doc): ``g`` from
+    ``torch.func.vjp`` (a constant), ``u`` from the row op, then ``torch.func.jvp`` of the
+    critic at ``x`` with tangent ``lam u``; torch.compile traces both transforms with its
+    default settings. Inside them fastgan's own ops run their reference form
+    (:func:`fastgan.backends.reference_ops`: the transforms cannot enter the extension's
+    C++ autograd functions) and the norms theirs (:class:`_PerSampleRules`)."""
+    scale = _scale(scaler, x.device)
+    x = x.detach()
+    with _PerSampleRules(), backends.reference_ops():
+        total, pullback = torch.func.vjp(lambda x: _checked_output(critic(x), x.shape[0]).sum(), x)
+        (g,) = pullback(torch.ones_like(total) if scale is None else scale.to(total.dtype))
+    g = (g if scale is None else g / scale).detach()
+    value, u = row_penalty_and_grad(g, center, one_sided)
+    with _PerSampleRules(), backends.reference_ops():
+        _, tangent = torch.func.jvp(critic, (x,), (lam * u.to(x.dtype),))
+    surrogate = tangent.float().sum()  # its parameter gradient is the penalty's; its value is not
+    return lam * value + (surrogate - surrogate.detach())
+
+
+def _checked_output(out, B: int) -> Tensor:
+    """The critic's output ``out`` for a batch of ``B``, checked: one value per sample,
+    that depends on the input; half precision made float32."""
     if not isinstance(out, Tensor):
         raise TypeError(f"the critic must return a tensor, got {type(out).__name__}")
     if out.dim() < 1 or out.shape[0] != B or out.numel() != B:
@@ -81,61 +117,51 @@ def _input_gradient(critic: Callable[[Tensor], Tensor], x: Tensor, create_graph:
                          f"got {tuple(out.shape)}")
     if not out.requires_grad:
         raise ValueError("the critic's output does not depend on its input (it carries no gradient)")
-    total = out.float().sum()
-    if scaler is None or not scaler.is_enabled():
-        (g,) = torch.autograd.grad(total, x, create_graph=create_graph)
-        return g
-    scale = scaler.scale(torch.ones((), device=x.device))  # the scale as a tensor: no sync
-    (g,) = torch.autograd.grad(scaler.scale(total), x, create_graph=create_graph)
-    return g / scale
+    return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
 
 
-class _JvpRules(TorchFunctionMode):
-    """fastgan's forward-mode rules for the jvp pass, where the critic's parameters carry
-    no tangent: a convolution or linear map's tangent is the same map of the input's
-    tangent without bias (torch's rule also runs a second map for the absent weight
-    tangent, and its backward), and ``F.layer_norm`` is its composite formula (torch's
-    fused layer_norm has a forward-mode derivative whose own reverse-mode derivative is
-    wrong: torch 2.14, the gradient of a conv before a LayerNorm off by 90% and more
-    against the double backward, cf. pytorch#196700 on its second-order JVP; the
-    composite ops' are exact)."""
+class _PerSampleRules(TorchFunctionMode):
+    """The normalisations of the jvp method's passes as composite torch ops: torch's
+    fused ``layer_norm`` has a forward-mode derivative whose own reverse-mode derivative
+    is wrong (torch 2.14: the gradient of a conv before a LayerNorm off by 90% and more
+    against the double backward, cf. pytorch#196700 on its second-order JVP), and
+    ``torch.func`` refuses BatchNorm's in-place update of its running statistics. Here
+    a training-mode ``batch_norm`` normalises by the batch's statistics and leaves the
+    running ones as they are (the double-backward method's pass updates them)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.layer_norm:
             return _layer_norm(*args, **kwargs)
-        if func in (F.conv2d, F.linear):
-            return _linear_map(func, *args, **kwargs)
+        if func is F.batch_norm:
+            return _batch_norm(*args, **kwargs)
         return func(*args, **kwargs)
 
 
-def _linear_map(func, x: Tensor, weight: Tensor, bias: Tensor | None = None, *args, **kwargs) -> Tensor:
-    """``func(x, weight, bias, ...)`` with tangent ``func(x', weight, None, ...)`` when
-    only ``x`` carries one (else torch's own rule)."""
-    primal, tangent = fwAD.unpack_dual(x)
-    if tangent is None or any(fwAD.unpack_dual(t).tangent is not None for t in (weight, bias) if t is not None):
-        return func(x, weight, bias, *args, **kwargs)
-    return fwAD.make_dual(func(primal, weight, bias, *args, **kwargs), func(tangent, weight, None, *args, **kwargs))
+def _normalise(x: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    centred = x - x.mean(dims, keepdim=True)
+    return centred * torch.rsqrt((centred * centred).mean(dims, keepdim=True) + eps)
 
 
 def _layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
-    """``F.layer_norm`` with its tangent in closed form, ``w * rstd * (t - mean t -
-    x_hat * mean(x_hat * (t - mean t)))`` over the normalised dims, from composite ops."""
-    primal, tangent = fwAD.unpack_dual(x)
-    dims = tuple(range(x.dim() - len(normalized_shape), x.dim()))
-    if tangent is None:
-        return F.layer_norm(x, normalized_shape, weight, bias, eps)
-    centred = primal - primal.mean(dims, keepdim=True)
-    rstd = torch.rsqrt((centred * centred).mean(dims, keepdim=True) + eps)
-    x_hat = centred * rstd
-    t = tangent - tangent.mean(dims, keepdim=True)
-    x_hat_tangent = rstd * (t - x_hat * (x_hat * t).mean(dims, keepdim=True))
-    y, y_tangent = x_hat, x_hat_tangent
-    if weight is not None:
-        y, y_tangent = y * weight, y_tangent * weight
-    if bias is not None:
-        y = y + bias
-    return fwAD.make_dual(y, y_tangent)
+    """``F.layer_norm`` from composite ops."""
+    y = _normalise(x, tuple(range(x.dim() - len(normalized_shape), x.dim())), eps)
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def _batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
+                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """``F.batch_norm`` from composite ops, the running statistics read (eval) but never
+    written."""
+    if training or running_mean is None:
+        y = _normalise(x, (0, *range(2, x.dim())), eps)
+    else:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        y = (x - running_mean.reshape(shape)) * torch.rsqrt(running_var.reshape(shape) + eps)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    y = y if weight is None else y * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
 
 
 def _method(method: str, device: torch.device) -> str:
@@ -150,14 +176,7 @@ def _penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, meth
     """``lam * mean_i phi(||grad D(x_i)||)`` by ``method`` (see the module's doc)."""
     if _method(method, x.device) == "double-backward":
         return lam * row_penalty(_input_gradient(critic, x, scaler=scaler), center, one_sided)
-    g = _input_gradient(critic, x, create_graph=False, scaler=scaler)
-    value, u = row_penalty_and_grad(g, center, one_sided)
-    with fwAD.dual_level(), _JvpRules():
-        tangent = fwAD.unpack_dual(critic(fwAD.make_dual(x.detach(), lam * u))).tangent
-    if tangent is None:  # the output does not depend on x through any differentiable op
-        return lam * value
-    surrogate = tangent.float().sum()  # its parameter gradient is the penalty's; its value is not
-    return lam * value + (surrogate - surrogate.detach())
+    return _jvp_penalty(critic, x, lam, center, one_sided, scaler)
 
 
 def _eps(eps: Tensor | None, like: Tensor) -> Tensor:

@@ -188,6 +188,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _compiled(loss_backward):
+    """``loss_backward`` as one ``torch.compile(fullgraph=True)`` graph, loss and backward
+    together. The two settings it needs hold for its calls only, never for the rest of
+    the process: ``trace_autograd_ops`` (dynamo traces the ``backward()`` call into the
+    graph) and inductor's ``fallback_random`` (the instance noise comes from torch's own
+    stream, as in the eager run)."""
+    compiled = torch.compile(loss_backward, fullgraph=True)
+
+    def call(*args, **kwargs):
+        with torch._dynamo.config.patch(trace_autograd_ops=True), \
+                torch._inductor.config.patch(fallback_random=True):
+            return compiled(*args, **kwargs)
+    return call
+
+
 def _grad_norm(module: torch.nn.Module) -> float:
     norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
@@ -281,10 +296,8 @@ class Trainer:
         # the two losses with their backward, one torch.compile'd graph each with --compile
         self._critic_pass, self._generator_pass = self._critic_loss_backward, self._generator_loss_backward
         if cfg.compile:
-            torch._dynamo.config.trace_autograd_ops = True  # the backward inside the graph
-            torch._inductor.config.fallback_random = True  # the instance noise from torch's own stream
-            self._critic_pass = torch.compile(self._critic_loss_backward, fullgraph=True)
-            self._generator_pass = torch.compile(self._generator_loss_backward, fullgraph=True)
+            self._critic_pass = _compiled(self._critic_loss_backward)
+            self._generator_pass = _compiled(self._generator_loss_backward)
         if self.ddp:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

@@ -105,3 +105,33 @@ def max_grad_err(grads, ref_grads):
         scale = max(b.detach().double().norm().item(), 1e-3 * total) or 1.0  # all zero: absolute
         errs.append((a.detach().double() - b.detach().double()).norm().item() / scale)
     return max(errs)
+
+
+def lockstep(trainer, attr: str, reference, module: nn.Module, errors: list) -> None:
+    """Wraps ``trainer.<attr>``, one of its loss-and-backward passes, so that each call
+    first runs ``reference`` (the other code path) with the same arguments, the same
+    random stream and the same parameters, then the pass itself; ``errors`` gets
+    :func:`max_grad_err` of ``module``'s gradients for each call.
+
+    Two code paths are compared where they are determined: at the same point, step by
+    step. Comparing parameters after optimiser steps would compare rounding, which
+    Adam and RMSprop amplify (they divide by sqrt(v) + eps, so a gradient that is zero
+    analytically becomes an lr-sized step of either sign) by amounts that differ
+    between CPUs."""
+    original = getattr(trainer, attr)
+
+    def grads():
+        return [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in module.parameters()]
+
+    def call(*args, **kwargs):
+        state = torch.get_rng_state()
+        module.zero_grad(set_to_none=True)
+        reference(*args, **kwargs)
+        theirs = grads()
+        torch.set_rng_state(state)
+        module.zero_grad(set_to_none=True)
+        out = original(*args, **kwargs)
+        errors.append(max_grad_err(grads(), theirs))
+        return out
+
+    setattr(trainer, attr, call)

@@ -110,7 +110,9 @@ class Points(IterableDataset):
     (dict(generator=nn.Linear(31, 2), critic=nn.Linear(2, 1)), ValueError,
      "generator: a batch of 2 latent codes of size 32 fails"),
     (dict(data=Points()), TypeError, "iterable datasets cannot be sampled"),
-    (dict(data=torch.zeros(5, 2, dtype=torch.long)), ValueError, "data: expected a non-empty floating"),
+    (dict(data=torch.zeros(5, 2, dtype=torch.bool)), ValueError, "data: expected an array of numbers, got bool"),
+    (dict(data=torch.full((5, 2), 300)), ValueError, r"integer values .* span \[300, 300\]"),
+    (dict(data=torch.zeros(0, 2)), ValueError, r"data: expected a non-empty \(N, D\)"),
 ])
 def test_bad_networks_and_data_are_named_before_training(tmp_path, kwargs, kind, match):
     kwargs = {"data": torch.randn(100, 2), **kwargs}

@@ -1,5 +1,6 @@
 """The data sets: the toy code's constants, shapes, ranges, determinism, user data."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -79,3 +80,64 @@ def test_user_arrays_and_image_folders(tmp_path):
 def test_bad_user_data_is_named(tmp_path, make, match):
     with pytest.raises(ValueError, match=match):
         data.load(make(tmp_path))
+
+
+def test_uint8_and_integer_arrays_are_scaled_from_0_255_to_unit_range(tmp_path):
+    pixels = np.random.default_rng(1).integers(0, 256, (6, 3, 8, 8)).astype(np.uint8)
+    pixels[0, 0, 0, :2] = (0, 255)
+    np.save(tmp_path / "u8.npy", pixels)
+    np.save(tmp_path / "i64.npy", pixels.astype(np.int64))
+    for name in ("u8.npy", "i64.npy"):
+        ds = data.load(str(tmp_path / name))
+        assert ds.shape == (3, 8, 8) and ds.data.dtype == torch.float32
+        assert ds.data[0, 0, 0, 0] == -1 and ds.data[0, 0, 0, 1] == 1
+        assert torch.allclose(ds.data, torch.from_numpy(pixels).float() / 127.5 - 1, rtol=0, atol=1e-6)
+    np.save(tmp_path / "wide.npy", np.full((4, 1, 8, 8), 1000, dtype=np.int16))
+    with pytest.raises(ValueError, match=r"wide.npy: integer values are read as 0..255 pixels .* span \[1000, 1000\]"):
+        data.load(str(tmp_path / "wide.npy"))
+    # from Python too: a uint8 tensor or array
+    t = data.from_user(torch.from_numpy(pixels))
+    assert torch.equal(t.data, data.load(str(tmp_path / "u8.npy")).data)
+
+
+def test_hwc_images_are_transposed_and_said_once(tmp_path):
+    nchw = np.random.default_rng(2).uniform(-1, 1, (5, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "hwc.npy", nchw.transpose(0, 2, 3, 1))
+    with pytest.warns(data.DataWarning, match=r"hwc.npy: read as \(N, H, W, C\) = \(5, 8, 8, 3\)") as said:
+        ds = data.load(str(tmp_path / "hwc.npy"))
+    assert len(said) == 1 and ds.shape == (3, 8, 8) and torch.equal(ds.data, torch.from_numpy(nchw))
+    gray = (nchw[:, :1] * 127.5 + 127.5).round().astype(np.uint8)
+    np.save(tmp_path / "gray.npy", gray.transpose(0, 2, 3, 1))  # (N, H, W, 1) uint8
+    with pytest.warns(data.DataWarning, match="transposed"):
+        assert data.load(str(tmp_path / "gray.npy")).shape == (1, 8, 8)
+    with warnings.catch_warnings():  # (N, C, H, W) is read as it is, without a word
+        warnings.simplefilter("error")
+        np.save(tmp_path / "nchw.npy", nchw)
+        assert torch.equal(data.load(str(tmp_path / "nchw.npy")).data, torch.from_numpy(nchw))
+
+
+def test_float_images_far_outside_unit_range_train_with_a_warning(tmp_path):
+    images = np.random.default_rng(3).uniform(0, 255, (4, 1, 8, 8)).astype(np.float32)
+    images[0, 0, 0, 0] = 0.0
+    np.save(tmp_path / "raw.npy", images)
+    with pytest.warns(data.DataWarning, match=r"raw.npy: image values span \[0, .*x / 127.5 - 1") as said:
+        ds = data.load(str(tmp_path / "raw.npy"))
+    assert len(said) == 1 and torch.equal(ds.data, torch.from_numpy(images))  # used as they are
+    with warnings.catch_warnings():  # within 1.5, and points of any scale: no word
+        warnings.simplefilter("error")
+        np.save(tmp_path / "near.npy", np.full((4, 1, 8, 8), 1.4, dtype=np.float32))
+        data.load(str(tmp_path / "near.npy"))
+        np.save(tmp_path / "points.npy", np.full((4, 2), 100.0, dtype=np.float32))
+        data.load(str(tmp_path / "points.npy"))
+
+
+def test_a_uint8_image_array_trains_on_unit_range_samples(tmp_path):
+    """`fastgan train --data images.npy` with uint8 pixels: the critic sees [-1, 1]."""
+    from fastgan.trainer import TrainConfig, Trainer
+
+    pixels = np.random.default_rng(4).integers(0, 256, (32, 3, 8, 8)).astype(np.uint8)
+    np.save(tmp_path / "images.npy", pixels)
+    trainer = Trainer(TrainConfig(data=str(tmp_path / "images.npy"), steps=1, batch=8, width=8, progress=False,
+                                  out=str(tmp_path / "run")))
+    real = trainer.sample_real(8)
+    assert real.min() >= -1 and real.max() <= 1 and real.dtype == torch.float32

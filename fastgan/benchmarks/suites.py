@@ -113,18 +113,14 @@ def fused_critic_step(critic, real, fake, lam, backend, loss="wgan-gp"):
 
 
 def compiled_fused_critic_step(critic, real, fake, lam, backend):
-    """The fused step's loss and backward as one ``torch.compile(fullgraph=True)``
-    graph, its input checks deferred (reading one back would break the graph)."""
-    def loss_backward(real, fake):
-        critic.wgan_gp_loss(real, fake, lam=lam).loss.backward()
-
-    compiled = torch.compile(loss_backward, fullgraph=True)
+    """The fused step's loss compiled as one ``torch.compile(fullgraph=True)`` graph with
+    torch's default settings, its backward called outside, as a user's trainer does."""
+    compiled = torch.compile(lambda real, fake: critic.wgan_gp_loss(real, fake, lam=lam).loss, fullgraph=True)
 
     def step():
-        with fastgan.use_backend(backend), fastgan.use_checks("deferred"), \
-                torch._dynamo.config.patch(trace_autograd_ops=True):
+        with fastgan.use_backend(backend):
             critic.zero_grad(set_to_none=True)
-            compiled(real, fake)
+            compiled(real, fake).backward()
     return step
 
 
