@@ -1,6 +1,7 @@
 # fastgan: `make demo` and `make test` set everything up on a fresh machine.
 #
-#   make demo    .venv + dependencies + extension, then `fastgan train` (the WGAN-GP demo)
+#   make demo    .venv + dependencies + extension, then `fastgan train` (the WGAN-GP demo,
+#                replacing the last demo run in runs/demo)
 #   make test    the same set-up, then the full test suite
 #   make bench   the same set-up, then `fastgan bench --quick` (all suites, small configs)
 #   make gpu-check  on a GPU machine without network (torch, Triton, nvcc installed): build,
@@ -20,7 +21,7 @@ EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/cpu/*.h csrc/cpu/*.c
 .PHONY: demo test bench build clean gpu-check
 
 demo: $(VENV)/.built-$(BUILD_KIND)
-	$(VENV)/bin/fastgan train
+	$(VENV)/bin/fastgan train --overwrite
 
 test: $(VENV)/.built-$(BUILD_KIND)
 	$(PY) -m pytest -q tests

@@ -11,7 +11,7 @@ import time
 import warnings
 from typing import NoReturn
 
-from fastgan import FastganWarning, NonFiniteError, __version__
+from fastgan import FastganWarning, NonFiniteError, __version__, run_folder
 from fastgan.objectives import DESCRIPTIONS
 from fastgan.trainer import TrainConfig
 
@@ -21,7 +21,9 @@ data: 8gaussians, 25gaussians, swissroll, parallel-lines, digits, digits32 (the 
 upsampled to 32x32), or the path of a .npy/.npz array or a folder of images. With no
 arguments, `fastgan train` is the demo: WGAN-GP with the fused critic on 8gaussians,
 Adam 5e-4 decayed linearly over 1200 steps (about 2.5 minutes on 2 CPU cores).
-Ctrl-C or SIGTERM saves a checkpoint; `fastgan train --resume RUN_DIR` continues it."""
+Ctrl-C or SIGTERM saves a checkpoint; `fastgan train --resume RUN_DIR` continues it.
+A new run into a folder that holds one is refused: --resume continues that run,
+--overwrite replaces it."""
 
 
 def _doctor(args) -> int:
@@ -143,6 +145,14 @@ def _given(args) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
 
 
+def _new_run_settings(args, given: dict) -> dict:
+    """The settings of a new run: the --config file's and the flags', or the demo's when
+    neither gives a setting of the run (``--overwrite`` alone still trains the demo)."""
+    if not args.config and not set(given) - {"overwrite"}:
+        return {**DEMO, **given}
+    return {**(_read_config(args.config) if args.config else {}), **given}
+
+
 def _launch_problem(args) -> str | None:
     """What is wrong with a new run's settings, checked before the ranks start (a
     resumed run's settings come from its checkpoint: its ranks check them)."""
@@ -150,11 +160,16 @@ def _launch_problem(args) -> str | None:
         return None
     given = _given(args)
     try:
-        values = {**(_read_config(args.config) if args.config else {}), **given}
-        cfg = TrainConfig(**(values if args.config or given else DEMO))
+        cfg = TrainConfig(**_new_run_settings(args, given))
         cfg.validate()
     except (ValueError, UsageError) as exc:
         return _config_error(exc, given, args.config)
+    held = run_folder.held_run(cfg.out)
+    if held and not cfg.overwrite:  # (each rank would refuse too: said once here)
+        from fastgan.trainer import ConfigError
+
+        return _config_error(ConfigError("out", f"{cfg.out} already holds a run ({', '.join(held)}): continue it "
+                                                "with --resume, or replace it with --overwrite"), given, args.config)
     if cfg.batch % args.nproc_per_node:
         return f"--batch {cfg.batch} does not split evenly over --nproc-per-node {args.nproc_per_node} processes"
     return None
@@ -174,13 +189,11 @@ def _train_here(args) -> int:
     try:
         if args.resume:
             trainer = Trainer.resume(args.resume, **given)
-        elif args.config or given:
-            values = _read_config(args.config) if args.config else {}
-            trainer = Trainer(TrainConfig(**{**values, **given}))
         else:
-            if os.environ.get("RANK", "0") == "0":  # once per run, not per rank
+            settings = _new_run_settings(args, given)
+            if settings.items() >= DEMO.items() and os.environ.get("RANK", "0") == "0":  # once, not per rank
                 print("fastgan: the demo (" + ", ".join(f"{k} {v}" for k, v in DEMO.items()) + ")")
-            trainer = Trainer(TrainConfig(**DEMO))
+            trainer = Trainer(TrainConfig(**settings))
     except (CheckpointError, ValueError, RuntimeError, UsageError) as exc:
         print(f"fastgan train: {_config_error(exc, given, args.config)}", file=sys.stderr)
         return 2

@@ -23,6 +23,8 @@ measured by ``fastgan bench`` (:data:`AUTO_METHOD`). Add the result to the criti
 """
 from __future__ import annotations
 
+import warnings
+import weakref
 from typing import Callable
 
 import torch
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from fastgan import _checks, backends
+from fastgan._checks import FastganWarning
 from fastgan.ops.penalty import row_penalty, row_penalty_and_grad
 
 Tensor = torch.Tensor
@@ -179,6 +182,33 @@ def _penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, meth
     return _jvp_penalty(critic, x, lam, center, one_sided, scaler)
 
 
+class BatchNormPenaltyWarning(FastganWarning):
+    """A critic with a layer that mixes the samples of a batch (BatchNorm) is trained
+    with a per-sample gradient penalty."""
+
+
+_checked_critics: weakref.WeakSet = weakref.WeakSet()
+
+
+def warn_batch_mixing(critic) -> None:
+    """Once per critic module: a :class:`BatchNormPenaltyWarning` naming its first
+    BatchNorm layer (any ``_BatchNorm``, ``SyncBatchNorm`` included; GroupNorm, LayerNorm
+    and InstanceNorm normalise each sample alone and are fine). Nothing for a plain
+    function, nor while torch.compile traces (the eager calls say it)."""
+    if not isinstance(critic, torch.nn.Module) or torch.compiler.is_compiling() or critic in _checked_critics:
+        return
+    _checked_critics.add(critic)
+    layer = next(((name, m) for name, m in critic.named_modules()
+                  if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)), None)
+    if layer is not None:
+        name, module = layer
+        warnings.warn(f"the critic's layer {name or '(the critic itself)'} ({type(module).__name__}) mixes the "
+                      "samples of a batch: each sample's gradient penalty then depends on the others, which is not "
+                      "the per-sample penalty of WGAN-GP, R1 or DRAGAN (Gulrajani et al. 2017, sec. 4, advise "
+                      "against BatchNorm in the critic; LayerNorm, GroupNorm or InstanceNorm are per sample)",
+                      BatchNormPenaltyWarning, stacklevel=3)
+
+
 def _eps(eps: Tensor | None, like: Tensor) -> Tensor:
     shape = (like.shape[0],) + (1,) * (like.dim() - 1)
     if eps is None:
@@ -202,6 +232,7 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     """
     _check_batch("real", real)
     _check_batch("fake", fake)
+    warn_batch_mixing(critic)
     wider = torch.promote_types(real.dtype, fake.dtype)  # under autocast, a half fake beside float32 data
     real, fake = _checks.autocast_to(real, wider), _checks.autocast_to(fake, wider)
     if real.shape != fake.shape:
@@ -219,6 +250,7 @@ def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, gamma: float = 
     """The R1 penalty (Mescheder et al. 2018) on real data: ``gamma / 2 * mean_i
     ||grad D(real_i)||^2``; ``method`` as for :func:`gradient_penalty`."""
     _check_batch("real", real)
+    warn_batch_mixing(critic)
     _checks.check_finite(real, "real")
     gamma = _checks.check_number(gamma, "gamma", minimum=0.0)
     return _penalty(critic, real, 0.5 * gamma, 0.0, False, method)
@@ -232,6 +264,7 @@ def dragan_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, lam: float 
     ``noise ~ U[0, 1)`` (or given, shaped like ``real``); ``method`` as for
     :func:`gradient_penalty`."""
     _check_batch("real", real)
+    warn_batch_mixing(critic)
     if noise is None:
         noise = torch.rand_like(real)
     elif noise.shape != real.shape:

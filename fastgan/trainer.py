@@ -13,16 +13,18 @@ import json
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fastgan import _checks, checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
+from fastgan import run_folder
 from fastgan.board import Board
 from fastgan.nn import FusedMLPCritic
 from fastgan.optim import ClippedRMSprop
-from fastgan.penalties import gradient_penalty
+from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
 
 Tensor = torch.Tensor
@@ -99,6 +101,8 @@ class TrainConfig:
                                 "per network)")
     dist_timeout: float = _setting(300.0, "seconds a rank waits for the others before it gives up (distributed runs)")
     out: str = _setting("runs/demo", "the run folder")
+    overwrite: bool = _setting(False, "replace the run that the run folder holds (its checkpoint, log, plots, "
+                                      "profile and TensorBoard events); without it such a folder is refused")
     profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
     ema_decay: float | None = _setting(None, "keep an exponential moving average of the generator with this decay "
                                              "per step (e.g. 0.999), used for metrics and samples", float,
@@ -224,7 +228,7 @@ class Trainer:
     :meth:`sample_eps`, in a fixed order per step."""
 
     def __init__(self, cfg: TrainConfig | None = None, *, generator: torch.nn.Module | None = None,
-                 critic: torch.nn.Module | None = None, data=None):
+                 critic: torch.nn.Module | None = None, data=None, _resuming: bool = False):
         cfg = TrainConfig() if cfg is None else cfg
         if not isinstance(cfg, TrainConfig):
             raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
@@ -245,6 +249,8 @@ class Trainer:
         self.batch = cfg.batch // self.group.world_size  # this rank's shard
         self.dtype = getattr(torch, cfg.dtype)
         self.horizon = cfg.schedule_steps or cfg.steps  # where the lr decay and noise annealing end
+        if not _resuming:
+            self._claim_run_folder()
         try:
             os.makedirs(cfg.out, exist_ok=True)
         except OSError as exc:
@@ -268,6 +274,11 @@ class Trainer:
         self.generator = generator.to(self.device, self.dtype)
         self.critic = critic.to(self.device, self.dtype)
         self._check_networks()
+        if self.lam and cfg.objective in ("wgan-gp", "nsgan-r1"):  # a per-sample penalty: no BatchNorm
+            with warnings.catch_warnings():
+                if not self.group.is_main:  # said once per run
+                    warnings.simplefilter("ignore", BatchNormPenaltyWarning)
+                warn_batch_mixing(self.critic)
         if self.group.active:
             self.generator = distributed.sync_batch_norm(self.generator, self.device)
             self.group.broadcast_(self.generator)
@@ -317,6 +328,20 @@ class Trainer:
             except ImportError:
                 raise ConfigError("tensorboard", "needs the tensorboard package: pip install tensorboard") from None
         self._stop = None
+
+    def _claim_run_folder(self) -> None:
+        """A new run never lands on a finished or interrupted one: a folder that holds
+        one is refused, unless ``overwrite`` says to replace it (rank 0 removes the old
+        run's files, and says so)."""
+        held = run_folder.held_run(self.cfg.out)
+        if not held:
+            return
+        if not self.cfg.overwrite:
+            raise ConfigError("out", f"{self.cfg.out} already holds a run ({', '.join(held)}): continue it "
+                                     "(--resume RUN_DIR, Trainer.resume) or replace it (--overwrite, overwrite=True)")
+        if self.group.is_main:
+            removed = run_folder.clear(self.cfg.out)
+            print(f"fastgan: --overwrite: replaced the run in {self.cfg.out} (removed {', '.join(removed)})")
 
     def _image_features(self) -> image_metrics.Features | None:
         """The features the image metrics use: the digits classifier's for digits,
@@ -406,10 +431,13 @@ class Trainer:
         if needed:
             raise checkpoint.CheckpointError(f"{path} is a run of your own networks or data: continue it from "
                                              f"Python with Trainer.resume(run_dir, {', '.join(needed)})")
+        if overrides.get("overwrite"):
+            raise ConfigError("overwrite", "cannot be combined with resuming a run (it would remove the run "
+                                           "being resumed)")
         horizon = saved.get("schedule_steps") or saved["steps"]
-        cfg = TrainConfig(**{**saved, "schedule_steps": horizon, **overrides,
+        cfg = TrainConfig(**{**saved, "schedule_steps": horizon, **overrides, "overwrite": False,
                              "out": os.path.dirname(os.path.abspath(path))})
-        trainer = cls(cfg, generator=generator, critic=critic, data=data)
+        trainer = cls(cfg, generator=generator, critic=critic, data=data, _resuming=True)
         checkpoint.check_matches(path, saved, dataclasses.asdict(trainer.cfg), RESUME_KEYS)
         schedules = trainer.schedules()
         if schedules and trainer.group.is_main and trainer.horizon != horizon:

@@ -1,7 +1,8 @@
 """One rank of the distributed parity tests, run under torchrun (or alone, as the
 one-rank reference): a Trainer whose real samples, latent codes and penalty weights are
 this rank's shard of one global stream that every rank draws alike, so that a run on
-W ranks of batch B / W sees exactly the samples of a one-rank run of batch B. Each rank
+W ranks of batch B / W sees exactly the samples of a one-rank run of batch B, trained
+with plain SGD (see SharedStreamTrainer). Each rank
 saves its parameters to OUT/params_rank{R}.pt.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py \
@@ -12,15 +13,37 @@ import sys
 
 import torch
 
+from fastgan.ops import clip_
 from fastgan.trainer import TrainConfig, Trainer
 
 
+class ClippedSGD(torch.optim.SGD):
+    """Plain SGD, then every parameter clamped to [-clip, clip] (clip 0: none)."""
+
+    def __init__(self, params, lr: float, clip: float):
+        super().__init__(params, lr=lr)
+        self.clip = clip
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = super().step(closure)
+        if self.clip:
+            clip_([p for group in self.param_groups for p in group["params"]], self.clip)
+        return loss
+
+
 class SharedStreamTrainer(Trainer):
-    """Every draw is the rank's slice of a global draw seeded by its position in the run."""
+    """Every draw is the rank's slice of a global draw seeded by its position in the run.
+    Both networks train with plain SGD (and the objective's clipping): its update is
+    linear in the gradient, so the rounding by which the ranks' averaged gradients
+    differ from one process's stays of rounding size, where Adam and RMSprop (which
+    divide by sqrt(v) + eps) would amplify it by amounts that depend on the CPU."""
 
     def __init__(self, cfg):
         self._draws = 0
         super().__init__(cfg)
+        self.opt_d = ClippedSGD(self.critic.parameters(), self.lr, self.clip)
+        self.opt_g = ClippedSGD(self.generator.parameters(), self.lr, 0.0)
 
     def _shard(self, draw, n):
         self._draws += 1

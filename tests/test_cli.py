@@ -159,3 +159,56 @@ def test_no_progress_bar_is_drawn_into_a_pipe(tmp_path):
                              *SMALL[:-1]], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "%|" not in result.stderr and "step/s" not in result.stderr
+
+
+def test_a_new_run_never_replaces_a_finished_one_unless_told(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert main(["train", "--steps", "1", "--n-critic", "1", "--out", run, *SMALL]) == 0
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    saved = {name: (tmp_path / "run" / name).read_bytes() for name in ("checkpoint.pt", "metrics.jsonl")}
+    capsys.readouterr()
+    assert main(["train", "--steps", "1", "--n-critic", "1", "--seed", "1", "--out", run, *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"fastgan train: --out {run} already holds a run (checkpoint.pt, metrics.jsonl)")
+    assert "--resume" in err and "--overwrite" in err
+    assert all((tmp_path / "run" / name).read_bytes() == data for name, data in saved.items())
+    assert main(["train", "--resume", run, "--overwrite", "--steps", "2"]) == 2
+    assert "--overwrite cannot be combined with resuming" in capsys.readouterr().err
+    # --overwrite replaces the run, says so, and leaves the folder's other files alone
+    assert main(["train", "--steps", "2", "--n-critic", "1", "--seed", "1", "--out", run, "--overwrite", *SMALL]) == 0
+    assert f"fastgan: --overwrite: replaced the run in {run} (removed checkpoint.pt, metrics.jsonl, samples.png, " \
+           "curves.png)" in capsys.readouterr().out
+    state = checkpoint.load(os.path.join(run, "checkpoint.pt"))
+    assert state["step"] == 2 and state["config"]["seed"] == 1
+    assert [json.loads(line)["step"] for line in open(os.path.join(run, "metrics.jsonl"))] == [0, 2]  # (log-every 10)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
+def test_the_python_trainer_refuses_a_folder_that_holds_a_run(tmp_path, capsys):
+    from fastgan.trainer import ConfigError, TrainConfig, Trainer
+
+    cfg = TrainConfig(steps=1, n_critic=1, batch=16, width=16, eval_every=0, eval_samples=20, progress=False,
+                      out=str(tmp_path / "run"))
+    Trainer(cfg).run()
+    with pytest.raises(ConfigError, match=r"already holds a run \(checkpoint.pt, metrics.jsonl\).*Trainer.resume.*"
+                                          r"overwrite=True") as refused:
+        Trainer(cfg)
+    assert refused.value.setting == "out"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "metrics.jsonl").write_text("")  # a run stopped before its first checkpoint
+    with pytest.raises(ConfigError, match=r"already holds a run \(metrics.jsonl\)"):
+        Trainer(TrainConfig(out=str(tmp_path / "other")))
+    Trainer(TrainConfig(**{**cfg.__dict__, "overwrite": True})).run()
+    assert "replaced the run" in capsys.readouterr().out
+    assert Trainer.resume(str(tmp_path / "run")).step == 1  # resuming is no new run
+
+
+def test_fastgan_warnings_are_one_line(tmp_path, capsys):
+    images = np.random.default_rng(0).uniform(0, 255, (40, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "raw.npy", images)
+    assert main(["train", "--data", str(tmp_path / "raw.npy"), "--steps", "1", "--n-critic", "1", "--batch", "8",
+                 "--width", "8", "--eval-every", "0", "--eval-samples", "20", "--no-progress",
+                 "--out", str(tmp_path / "run")]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(said) == 1 and said[0].startswith("fastgan: warning: ") and "raw.npy: image values span [0" in said[0]

@@ -1,5 +1,7 @@
 """gradient_penalty, r1_penalty, dragan_penalty and the fused row op, against the eager
 recipes, on every backend."""
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -174,3 +176,55 @@ def test_huge_finite_batches_are_not_mistaken_for_nan():
     assert torch.isinf(big.sum())
     penalty = fastgan.gradient_penalty(lambda x: (x * 0).sum(dim=(1, 2, 3)), big, big, lam=2.0)
     assert float(penalty) == 2.0
+
+
+def bn_critic(features=3):
+    return nn.Sequential(nn.Linear(features, 8), nn.BatchNorm1d(8), nn.LeakyReLU(0.2), nn.Linear(8, 1)).double()
+
+
+@pytest.mark.parametrize("penalty", ["gp", "r1", "dragan"])
+def test_a_batchnorm_critic_is_warned_once_per_critic(penalty):
+    real, fake = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    call = {"gp": lambda c: fastgan.gradient_penalty(c, real, fake),
+            "r1": lambda c: fastgan.r1_penalty(c, real),
+            "dragan": lambda c: fastgan.dragan_penalty(c, real)}[penalty]
+    critic = bn_critic()
+    with pytest.warns(fastgan.penalties.BatchNormPenaltyWarning,
+                      match=r"layer 1 \(BatchNorm1d\) mixes the samples of a batch.*Gulrajani et al. 2017") as said:
+        call(critic)
+        call(critic)
+    assert len(said) == 1
+    with pytest.warns(fastgan.penalties.BatchNormPenaltyWarning):  # another critic: said again
+        call(bn_critic())
+    with warnings.catch_warnings():  # per-sample norms say nothing; users can filter the warning
+        warnings.simplefilter("error")
+        call(nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8), nn.Linear(8, 1)).double())
+        call(lambda x: x.sum(1))
+        warnings.filterwarnings("ignore", category=fastgan.FastganWarning)
+        call(bn_critic())
+
+
+def test_sync_batchnorm_counts_and_groupnorm_does_not():
+    with pytest.warns(fastgan.penalties.BatchNormPenaltyWarning, match=r"layer body.0 \(SyncBatchNorm\)"):
+        fastgan.penalties.warn_batch_mixing(nn.ModuleDict({"body": nn.Sequential(nn.SyncBatchNorm(4))}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastgan.penalties.warn_batch_mixing(nn.Sequential(nn.GroupNorm(1, 4), nn.InstanceNorm2d(4)))
+
+
+@pytest.mark.parametrize("objective", ["wgan-gp", "nsgan-r1"])
+def test_the_trainer_warns_a_batchnorm_critic_with_a_penalty_once(tmp_path, objective):
+    """One warning at the start, none from the drop-in penalty's calls after it; a run
+    without a penalty says nothing."""
+    cfg = fastgan.TrainConfig(objective=objective, steps=2, n_critic=2, batch=16, latent_dim=2, eval_every=0,
+                              eval_samples=20, progress=False, out=str(tmp_path / "run"))
+    generator = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+    with pytest.warns(fastgan.penalties.BatchNormPenaltyWarning, match=r"layer 1 \(BatchNorm1d\)") as said:
+        trainer = fastgan.Trainer(cfg, generator=generator, critic=bn_critic(2).float(), data=torch.randn(64, 2))
+        assert len(said) == 1  # at the start
+        trainer.run()
+    assert len(said) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastgan.Trainer(fastgan.TrainConfig(**{**cfg.__dict__, "objective": "wgan", "out": str(tmp_path / "w")}),
+                        generator=generator, critic=bn_critic(2).float(), data=torch.randn(64, 2)).run()

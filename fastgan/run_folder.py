@@ -1,0 +1,32 @@
+"""A run folder's own files: which of them show that a folder holds a run, and their
+removal when a new run replaces it (``--overwrite``). Nothing else in the folder is
+touched."""
+from __future__ import annotations
+
+import os
+import shutil
+
+#: The files and folders a run writes (checkpoint, log, plots, profile, TensorBoard).
+RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "samples.png", "curves.png", "trace.json", "tensorboard")
+#: The files whose presence means the folder holds a run.
+MARKERS = ("checkpoint.pt", "metrics.jsonl")
+
+
+def held_run(folder: str) -> list[str]:
+    """The markers of a run in ``folder`` (empty when it holds none)."""
+    return [name for name in MARKERS if os.path.exists(os.path.join(folder, name))]
+
+
+def clear(folder: str) -> list[str]:
+    """Removes the run files in ``folder``; returns the names removed."""
+    removed = []
+    for name in RUN_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(name)
+    return removed
