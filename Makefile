@@ -7,6 +7,8 @@
 #   make gpu-check  on a GPU machine without network (torch, Triton, nvcc installed): build,
 #                doctor, parity tests on the GPU and the quick bench, in 8 minutes
 #                (bench/gpu_check.sh); without a GPU it stops after the doctor, exit 0
+#   make gpu-wheels  here, before a device run: the wheels of the packages the GPU
+#                machine's image lacks, into .whl/ (carry it; gpu-check installs them)
 #
 # Set-up steps leave stamps in .venv, so a second run reinstalls nothing. With
 # FASTGAN_FORCE_CUDA=1 and TORCH_CUDA_ARCH_LIST set (as .ci/run does), the CUDA sources
@@ -18,7 +20,7 @@ PY := $(VENV)/bin/python
 BUILD_KIND := $(if $(filter 1,$(FASTGAN_FORCE_CUDA)),cuda,auto)
 EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/cpu/*.h csrc/cpu/*.cpp csrc/cuda/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
 
-.PHONY: demo test bench build clean gpu-check
+.PHONY: demo test bench build clean gpu-check gpu-wheels
 
 demo: $(VENV)/.built-$(BUILD_KIND)
 	$(VENV)/bin/fastgan train --overwrite
@@ -33,6 +35,19 @@ build: $(VENV)/.built-$(BUILD_KIND)
 
 gpu-check:
 	bash bench/gpu_check.sh
+
+# The GPU machine: CPython 3.12 on x86_64 Linux, torch 2.11 (so torchvision 0.26, which
+# torch-fidelity imports), no POT, nvtx or torch-fidelity, and no network. POT 0.9.6's
+# wheel is 1.5 MB where 0.9.7's is 33 MB of the device tool's 64 MiB carry.
+GPU_PYTHON_VERSION ?= 3.12
+GPU_WHEELS ?= pot==0.9.6.post1 nvtx torch-fidelity torchvision==0.26.0
+
+gpu-wheels:
+	rm -rf .whl
+	$(PYTHON) -m pip download --quiet --only-binary=:all: --no-deps --implementation cp \
+		--python-version $(GPU_PYTHON_VERSION) --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	ls -l .whl
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -2,12 +2,17 @@
 # `make gpu-check`: one command for a fresh GPU machine that has torch, Triton and nvcc
 # but no network (and perhaps another torch version). Within 8 minutes it
 #   1. records the machine (nvidia-smi, torch, CUDA, Triton, nvcc),
-#   2. builds the extension in place against the torch at hand (the CUDA sources for
+#   2. installs, from the wheels that `make gpu-wheels` put in .whl/ (carried to the
+#      machine), the packages the tests import that its image lacks (POT, nvtx,
+#      torch-fidelity and its torchvision), into .whl/site on PYTHONPATH; any still
+#      missing are named in summary.txt and the tests that stop on importing them are
+#      reported as skipped, naming the package (tests/conftest.py),
+#   3. builds the extension in place against the torch at hand (the CUDA sources for
 #      this GPU's architecture only),
-#   3. runs `fastgan doctor`,
-#   4. runs the parity tests on the GPU (FASTGAN_TEST_DEVICE=cuda: backends cuda,
+#   4. runs `fastgan doctor`,
+#   5. runs the parity tests on the GPU (FASTGAN_TEST_DEVICE=cuda: backends cuda,
 #      eager and compiled Triton),
-#   5. runs `fastgan bench --quick` (CUDA-event timing, CUDA-graph and
+#   6. runs `fastgan bench --quick` (CUDA-event timing, CUDA-graph and
 #      torch.compile(mode="reduce-overhead") peers),
 # writing each stage's output and summary.txt to one folder: $GPU_CHECK_OUT, else
 # $OUT/gpu-check (the device tool's output folder), else runs/gpu-check. Without a GPU
@@ -50,6 +55,33 @@ try:
 except ImportError:
     print('triton: not installed')
 PY"
+# import name:wheel name of the optional packages (torch-fidelity imports torchvision)
+OPTIONAL="ot:pot nvtx:nvtx torchvision:torchvision torch_fidelity:torch_fidelity"
+missing() {
+  local pair
+  for pair in $OPTIONAL; do "$py" -c "import ${pair%%:*}" > /dev/null 2>&1 || echo "$pair"; done
+}
+install_wheels() {  # the wheels in .whl/ of the missing packages, into .whl/site
+  local pair wheels=() w
+  shopt -s nocaseglob nullglob
+  for pair in $(missing); do wheels+=(.whl/"${pair#*:}"-*.whl); done
+  shopt -u nocaseglob nullglob
+  [ "${#wheels[@]}" -gt 0 ] || { echo "nothing to install"; return 0; }
+  echo "installing ${wheels[*]}"
+  "$py" -m pip install --no-index --no-deps --target .whl/site "${wheels[@]}" && return 0
+  for w in "${wheels[@]}"; do "$py" -m zipfile -e "$w" .whl/site || return 1; done  # (no pip: a wheel is a zip)
+}
+export PYTHONPATH="$PWD/.whl/site${PYTHONPATH:+:$PYTHONPATH}"
+if [ -d .whl ]; then
+  stage wheels 60 bash -c "$(declare -p OPTIONAL py); $(declare -f missing install_wheels); install_wheels"
+else
+  say "wheels: no .whl/ folder (run \`make gpu-wheels\` before the device run and carry .whl)"
+fi
+still=$(missing | sed 's/:.*//' | paste -sd, -)
+if [ -n "$still" ]; then
+  export FASTGAN_TEST_MISSING="$still"
+  say "missing packages: $still; the tests that import them are reported as skipped, naming the package"
+fi
 gpu=$($py -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
 if [ "$gpu" = 1 ]; then
   export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$($py -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")}"

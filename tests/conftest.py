@@ -28,6 +28,21 @@ from fastgan import reference  # noqa: E402
 BACKENDS = ["cpu", "eager", "triton"] if DEVICE == "cpu" else ["cuda", "eager", "triton"]
 
 
+#: Packages that `make gpu-check` found missing on its machine (bench/gpu_check.sh sets
+#: FASTGAN_TEST_MISSING): a test that stops on importing one of them is reported as
+#: skipped, naming the package. Unset elsewhere, CI included, where such a test fails.
+MISSING = set(filter(None, os.environ.get("FASTGAN_TEST_MISSING", "").split(",")))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in MISSING:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1], f"needs {error.name}, which this machine lacks")
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     with fastgan.use_backend(request.param):
