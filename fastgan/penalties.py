@@ -23,6 +23,7 @@ measured by ``fastgan bench`` (:data:`AUTO_METHOD`). Add the result to the criti
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 import weakref
 from typing import Callable
@@ -99,12 +100,12 @@ def _jvp_penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, 
     C++ autograd functions) and the norms theirs (:class:`_PerSampleRules`)."""
     scale = _scale(scaler, x.device)
     x = x.detach()
-    with _PerSampleRules(), backends.reference_ops():
+    with _PerSampleRules(), backends.reference_ops(), _running_stats_frozen(critic):
         total, pullback = torch.func.vjp(lambda x: _checked_output(critic(x), x.shape[0]).sum(), x)
         (g,) = pullback(torch.ones_like(total) if scale is None else scale.to(total.dtype))
     g = (g if scale is None else g / scale).detach()
     value, u = row_penalty_and_grad(g, center, one_sided)
-    with _PerSampleRules(), backends.reference_ops():
+    with _PerSampleRules(), backends.reference_ops(), _running_stats_frozen(critic):
         _, tangent = torch.func.jvp(critic, (x,), (lam * u.to(x.dtype),))
     surrogate = tangent.float().sum()  # its parameter gradient is the penalty's; its value is not
     return lam * value + (surrogate - surrogate.detach())
@@ -123,14 +124,30 @@ def _checked_output(out, B: int) -> Tensor:
     return out.float() if out.dtype in (torch.float16, torch.bfloat16) else out
 
 
+@contextlib.contextmanager
+def _running_stats_frozen(critic):
+    """The critic's BatchNorm layers with ``track_running_stats`` off for the block:
+    ``torch.func`` refuses their in-place update of the running statistics (and of the
+    batch count), so in the jvp method's passes a training-mode BatchNorm normalises by
+    the batch and leaves them as they are (the double-backward method's pass updates
+    them); an eval-mode one still reads them."""
+    layers = [m for m in critic.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+              and m.track_running_stats] if isinstance(critic, torch.nn.Module) else []
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
+
+
 class _PerSampleRules(TorchFunctionMode):
     """The normalisations of the jvp method's passes as composite torch ops: torch's
     fused ``layer_norm`` has a forward-mode derivative whose own reverse-mode derivative
     is wrong (torch 2.14: the gradient of a conv before a LayerNorm off by 90% and more
     against the double backward, cf. pytorch#196700 on its second-order JVP), and
-    ``torch.func`` refuses BatchNorm's in-place update of its running statistics. Here
-    a training-mode ``batch_norm`` normalises by the batch's statistics and leaves the
-    running ones as they are (the double-backward method's pass updates them)."""
+    ``batch_norm``'s is kept to the same exact composite form."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -155,9 +172,9 @@ def _layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float 
 
 def _batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,
                 momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """``F.batch_norm`` from composite ops, the running statistics read (eval) but never
-    written."""
-    if training or running_mean is None:
+    """``F.batch_norm`` from composite ops: by the batch's statistics in training (the
+    running ones are not updated), else by the running ones."""
+    if training:
         y = _normalise(x, (0, *range(2, x.dim())), eps)
     else:
         shape = (1, -1) + (1,) * (x.dim() - 2)

@@ -158,3 +158,27 @@ def test_bias_act_forward_mode_rule(backend, act, clamp):
     assert max_grad_err(torch.autograd.grad((ours * w).sum(), (x, b, t), allow_unused=True, materialize_grads=True),
                         torch.autograd.grad((theirs * w).sum(), (x, b, t), allow_unused=True,
                                             materialize_grads=True)) < 1e-10
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_batchnorm_critic_jvp_equals_eager(training):
+    """BatchNorm runs composite in the jvp passes: in training mode by the batch's
+    statistics (the same value and gradients as the double backward, the batch's
+    coupling included), its running statistics untouched; in eval mode by them."""
+    torch.manual_seed(5)
+    critic = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.LeakyReLU(0.2), nn.Flatten(),
+                           nn.Linear(4 * 8 * 8, 1)).double().train(training)
+    with torch.no_grad():
+        critic[1].running_mean.normal_()
+        critic[1].running_var.uniform_(0.5, 2.0)
+        critic[1].weight.normal_()
+    real, fake = torch.randn(5, 3, 8, 8, dtype=torch.float64), torch.randn(5, 3, 8, 8, dtype=torch.float64)
+    eps = torch.rand(5, dtype=torch.float64)
+    stats = [b.clone() for b in critic.buffers()]
+    with pytest.warns(fastgan.penalties.BatchNormPenaltyWarning):
+        ours = fastgan.gradient_penalty(critic, real, fake, eps=eps, method="jvp")
+    assert all(torch.equal(a, b) for a, b in zip(stats, critic.buffers()))
+    x_hat = eps.reshape(-1, 1, 1, 1) * real + (1 - eps.reshape(-1, 1, 1, 1)) * fake
+    theirs = eager_penalty(critic, x_hat, 10.0, 1.0, False)
+    assert rel_err(ours, theirs) < 1e-10
+    assert max_grad_err(parameter_grads(critic, ours), parameter_grads(critic, theirs)) < 1e-10
