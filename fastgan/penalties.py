@@ -65,9 +65,9 @@ def _check_sources(x: Tensor, **sources: Tensor) -> None:
 
 METHODS = ("double-backward", "jvp")
 #: The method ``method="auto"`` takes per device type: the faster one in ``fastgan bench``
-#: (ops suite, gradient_penalty rows). CPU, measured: jvp 0.98-1.02x eager against 0.96-0.97x
-#: for the double backward on the DCGAN critic, but 0.73-0.76x against 0.92x with LayerNorm,
-#: so the double backward; CUDA: not measured yet, so the established double backward.
+#: (ops suite, gradient_penalty rows). CPU, measured: jvp 0.65x eager against 1.00x for the
+#: double backward on the DCGAN critic, 0.53x against 0.93x with LayerNorm, so the double
+#: backward; CUDA: not measured yet, so the established double backward.
 AUTO_METHOD = {"cpu": "double-backward", "cuda": "double-backward"}
 
 
