@@ -55,27 +55,30 @@ try:
 except ImportError:
     print('triton: not installed')
 PY"
-# import name:wheel name of the optional packages (torch-fidelity imports torchvision)
-OPTIONAL="ot:pot nvtx:nvtx torchvision:torchvision torch_fidelity:torch_fidelity"
+# import name:wheel name of the optional packages (torch-fidelity imports torchvision), and
+# the wheels' folder (GPU_CHECK_OPTIONAL and GPU_CHECK_WHEELS override them, for tests)
+OPTIONAL="${GPU_CHECK_OPTIONAL:-ot:pot nvtx:nvtx torchvision:torchvision torch_fidelity:torch_fidelity}"
+WHEELS="${GPU_CHECK_WHEELS:-.whl}"
 missing() {
   local pair
   for pair in $OPTIONAL; do "$py" -c "import ${pair%%:*}" > /dev/null 2>&1 || echo "$pair"; done
 }
-install_wheels() {  # the wheels in .whl/ of the missing packages, into .whl/site
+install_wheels() {  # the wheels in $WHEELS of the missing packages, into $WHEELS/site
   local pair wheels=() w
   shopt -s nocaseglob nullglob
-  for pair in $(missing); do wheels+=(.whl/"${pair#*:}"-*.whl); done
+  for pair in $(missing); do wheels+=("$WHEELS/${pair#*:}"-*.whl); done
   shopt -u nocaseglob nullglob
   [ "${#wheels[@]}" -gt 0 ] || { echo "nothing to install"; return 0; }
   echo "installing ${wheels[*]}"
-  "$py" -m pip install --no-index --no-deps --target .whl/site "${wheels[@]}" && return 0
-  for w in "${wheels[@]}"; do "$py" -m zipfile -e "$w" .whl/site || return 1; done  # (no pip: a wheel is a zip)
+  "$py" -m pip install --no-index --no-deps --target "$WHEELS/site" "${wheels[@]}" && return 0
+  for w in "${wheels[@]}"; do "$py" -m zipfile -e "$w" "$WHEELS/site" || return 1; done  # (no pip: a wheel is a zip)
 }
-export PYTHONPATH="$PWD/.whl/site${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then
-  stage wheels 60 bash -c "$(declare -p OPTIONAL py); $(declare -f missing install_wheels); install_wheels"
+WHEELS=$(cd "$WHEELS" 2>/dev/null && pwd || echo "$PWD/$WHEELS")
+export PYTHONPATH="$WHEELS/site${PYTHONPATH:+:$PYTHONPATH}"
+if [ -d "$WHEELS" ]; then
+  stage wheels 60 bash -c "$(declare -p OPTIONAL WHEELS py); $(declare -f missing install_wheels); install_wheels"
 else
-  say "wheels: no .whl/ folder (run \`make gpu-wheels\` before the device run and carry .whl)"
+  say "wheels: no $WHEELS folder (run \`make gpu-wheels\` before the device run and carry .whl)"
 fi
 still=$(missing | sed 's/:.*//' | paste -sd, -)
 if [ -n "$still" ]; then

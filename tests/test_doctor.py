@@ -135,3 +135,57 @@ def test_gpu_check_without_a_gpu_runs_the_doctor_and_says_so(tmp_path):
     summary = (tmp_path / "summary.txt").read_text()
     assert "doctor: exit 0" in summary and "machine: exit 0" in summary
     assert "cpu     ok" in (tmp_path / "doctor.txt").read_text()
+
+
+def _wheel(folder, name: str) -> None:
+    """A minimal wheel of a module ``name`` holding ``VALUE = 7``."""
+    import zipfile
+
+    info = f"{name}-1.0.dist-info"
+    files = {f"{name}/__init__.py": "VALUE = 7\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+
+
+def test_gpu_check_installs_the_wheels_of_missing_packages_and_names_the_rest(tmp_path):
+    """The GPU machine's image lacks packages the tests import: gpu-check installs those
+    it has wheels for (`make gpu-wheels`) into the wheels' site folder and names the
+    others in summary.txt."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels, "fastgan_probe_present")
+    env = {**os.environ, "GPU_CHECK_BUILD": "0", "GPU_CHECK_OUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "GPU_CHECK_WHEELS": str(wheels),
+           "GPU_CHECK_OPTIONAL": "fastgan_probe_present:fastgan_probe_present fastgan_probe_absent:fastgan_probe_absent"}
+    env.pop("TRITON_INTERPRET", None)
+    result = subprocess.run(["bash", os.path.join(root, "bench", "gpu_check.sh")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert "wheels: exit 0" in summary and "doctor: exit 0" in summary
+    assert "missing packages: fastgan_probe_absent;" in summary and "fastgan_probe_present" not in summary
+    assert (wheels / "site" / "fastgan_probe_present" / "__init__.py").read_text() == "VALUE = 7\n"
+
+
+def test_a_test_that_needs_a_missing_package_is_skipped_only_where_gpu_check_says_so(tmp_path):
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    (tmp_path / "test_needs.py").write_text("def test_needs():\n    import fastgan_probe_absent  # noqa: F401\n")
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "conftest", "-p", "no:cacheprovider",
+               str(tmp_path / "test_needs.py")]
+    env = {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    told = subprocess.run(command, env={**env, "FASTGAN_TEST_MISSING": "fastgan_probe_absent"}, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert told.returncode == 0 and "1 skipped" in told.stdout, told.stdout
+    assert "needs fastgan_probe_absent, which this machine lacks" in told.stdout
+    env.pop("FASTGAN_TEST_MISSING", None)
+    untold = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert untold.returncode == 1 and "1 failed" in untold.stdout, untold.stdout
