@@ -14,6 +14,8 @@ from fastgan import checkpoint
 from fastgan.objectives import OBJECTIVES, noise_sigma, wgan_critic_iters
 from fastgan.trainer import TrainConfig, Trainer
 
+from conftest import lockstep
+
 
 def small(tmp_path, **kw):
     base = dict(steps=3, batch=32, width=32, eval_every=0, eval_samples=100, log_every=1,
@@ -284,16 +286,33 @@ def test_tensorboard_events_read_back(tmp_path, monkeypatch, data):
 
 def test_bf16_autocast_trains_200_toy_steps_like_float32(tmp_path):
     """bf16 autocast on this CPU (the generator in bfloat16, the fused critic step in
-    float32): no NaN, and W1 after 200 steps within 0.05 + 20% of the float32 run's."""
-    runs = {}
-    for amp in ("none", "bf16"):
-        cfg = small(tmp_path / amp, steps=200, batch=64, width=64, n_critic=5, lr=5e-4, log_every=10,
-                    eval_samples=500, amp=amp)
-        runs[amp] = Trainer(cfg).run()["last"], log_lines(cfg)
-    (last32, lines32), (last16, lines16) = runs["none"], runs["bf16"]
-    assert all(math.isfinite(v) for r in lines16 for v in r.values() if isinstance(v, float))
-    assert last16["w1"] < runs["none"][1][0]["w1"]  # it trained
-    assert abs(last16["w1"] - last32["w1"]) <= 0.05 + 0.2 * last32["w1"], (last16["w1"], last32["w1"])
+    float32): the generator does run in bfloat16, no NaN, W1 falls below half its
+    start, and the first generator step's gradient is float32's at the same parameters
+    and latents to 5% in its worst parameter tensor (bf16 rounds to 2^-8 = 0.4%, a few
+    roundings deep: 1.3% here). Later steps are not compared: at
+    the same point their bf16 gradients differ from float32's by 0.4% to 13% (here),
+    as bf16 roundings flip ReLU units, and two runs drift apart by amounts no test can
+    bound on every CPU."""
+    cfg = small(tmp_path / "bf16", steps=200, batch=64, width=64, n_critic=5, lr=5e-4, log_every=10,
+                eval_samples=500, amp="bf16")
+    trainer = Trainer(cfg)
+    errors, dtypes = [], set()
+    trainer.generator.register_forward_hook(lambda module, inputs, out: dtypes.add(out.dtype))
+
+    def float32_pass(z, sigma):
+        amp, trainer.amp_dtype = trainer.amp_dtype, None
+        try:
+            trainer._generator_loss_backward(z, sigma)
+        finally:
+            trainer.amp_dtype = amp
+
+    lockstep(trainer, "_generator_pass", float32_pass, trainer.generator, errors)
+    summary = trainer.run()
+    lines = log_lines(cfg)
+    assert torch.bfloat16 in dtypes
+    assert all(math.isfinite(v) for r in lines for v in r.values() if isinstance(v, float))
+    assert summary["last"]["w1"] < 0.5 * lines[0]["w1"]  # it trained
+    assert len(errors) == 200 and errors[0] < 0.05
 
 
 def test_fp16_scaler_state_resumes_bit_for_bit(tmp_path):
