@@ -26,8 +26,10 @@ def images():
 
 
 if __name__ == "__main__":
+    # overwrite=True: a second run of this example replaces the first (without it, a
+    # folder that holds a run is refused: continue it with Trainer.resume instead)
     cfg = fastgan.TrainConfig(objective="wgan-gp", steps=int(sys.argv[1]) if len(sys.argv) > 1 else 500,
-                              batch=64, latent_dim=32, out="runs/own_gan")
+                              batch=64, latent_dim=32, out="runs/own_gan", overwrite=True)
     generator, critic = networks()
     trainer = fastgan.Trainer(cfg, generator=generator, critic=critic, data=images())
     print(trainer.run()["last"])
