@@ -38,6 +38,10 @@ class BackendUnavailableError(RuntimeError):
 AUTO_ORDER = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}
 
 _selected: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastgan_backend", default=None)
+# The latest selection made in any context, read while torch.compile traces: dynamo
+# guards a plain global (a later change recompiles), and torch before 2.14 cannot trace
+# ContextVar.get at all.
+_latest_selection: str | None = None
 _warned_fallbacks: set[str] = set()
 _reference_depth = 0  # > 0 inside reference_ops()
 
@@ -97,25 +101,35 @@ def _require(name: str) -> str:
 def get_backend() -> str:
     """The backend in force: the innermost :func:`use_backend`, else :func:`set_backend`,
     else ``FASTGAN_BACKEND``, else ``auto``."""
-    name = _selected.get()
+    name = _latest_selection if torch.compiler.is_compiling() else _selected.get()
     if name is None:
         name = _check_name(os.environ.get(ENV_VAR, "auto"), f"environment variable {ENV_VAR}")
     return name
 
 
+def _select(name: str | None) -> contextvars.Token:
+    global _latest_selection
+    _latest_selection = name
+    return _selected.set(name)
+
+
 def set_backend(name: str) -> None:
-    """Selects the backend for this context (thread or task) from now on."""
-    _selected.set(_require(_check_name(name, "set_backend")))
+    """Selects the backend for this context (thread or task) from now on. Code that
+    torch.compile traces sees the latest selection made in any context."""
+    _select(_require(_check_name(name, "set_backend")))
 
 
 @contextlib.contextmanager
 def use_backend(name: str):
     """``with fastgan.use_backend("eager"): ...`` selects a backend for a block."""
-    token = _selected.set(_require(_check_name(name, "use_backend")))
+    global _latest_selection
+    previous = _selected.get()
+    token = _select(_require(_check_name(name, "use_backend")))
     try:
         yield name
     finally:
         _selected.reset(token)
+        _latest_selection = previous
 
 
 @contextlib.contextmanager

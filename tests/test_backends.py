@@ -143,3 +143,20 @@ except fastgan.BackendUnavailableError as e:
     out = run_python(code, TRITON_INTERPRET="0")
     assert out.returncode == 0, out.stderr
     assert "refused: fastgan backend 'cpu' is unavailable: the C++ extension fastgan._C is not built" in out.stdout
+
+
+def test_compiled_code_follows_the_selection():
+    """torch.compile reads the latest selection (a plain global it guards: a change
+    recompiles), and a block's selection ends with the block."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x: x + len(fastgan.get_backend()), fullgraph=True)
+    zero = torch.zeros(())
+    with fastgan.use_backend("eager"):
+        assert compiled(zero) == len("eager")
+        with fastgan.use_backend("cpu"):
+            assert compiled(zero) == len("cpu")
+        assert compiled(zero) == len("eager")
+    assert compiled(zero) == len("auto")
+    torch._dynamo.reset()
