@@ -164,12 +164,11 @@ def _launch_problem(args) -> str | None:
         cfg.validate()
     except (ValueError, UsageError) as exc:
         return _config_error(exc, given, args.config)
-    held = run_folder.held_run(cfg.out)
-    if held and not cfg.overwrite:  # (each rank would refuse too: said once here)
+    refusal = run_folder.refusal(cfg.out)
+    if refusal is not None and not cfg.overwrite:  # (each rank would refuse too: said once here)
         from fastgan.trainer import ConfigError
 
-        return _config_error(ConfigError("out", f"{cfg.out} already holds a run ({', '.join(held)}): continue it "
-                                                "with --resume, or replace it with --overwrite"), given, args.config)
+        return _config_error(ConfigError("out", refusal), given, args.config)
     if cfg.batch % args.nproc_per_node:
         return f"--batch {cfg.batch} does not split evenly over --nproc-per-node {args.nproc_per_node} processes"
     return None

@@ -97,15 +97,15 @@ def _jvp_penalty(critic, x: Tensor, lam: float, center: float, one_sided: bool, 
     critic at ``x`` with tangent ``lam u``; torch.compile traces both transforms with its
     default settings. Inside them fastgan's own ops run their reference form
     (:func:`fastgan.backends.reference_ops`: the transforms cannot enter the extension's
-    C++ autograd functions) and the norms theirs (:class:`_PerSampleRules`)."""
+    C++ autograd functions) and the norms theirs (:class:`_CompositeNorms`)."""
     scale = _scale(scaler, x.device)
     x = x.detach()
-    with _PerSampleRules(), backends.reference_ops(), _running_stats_frozen(critic):
+    with _CompositeNorms(), backends.reference_ops(), _running_stats_frozen(critic):
         total, pullback = torch.func.vjp(lambda x: _checked_output(critic(x), x.shape[0]).sum(), x)
         (g,) = pullback(torch.ones_like(total) if scale is None else scale.to(total.dtype))
     g = (g if scale is None else g / scale).detach()
     value, u = row_penalty_and_grad(g, center, one_sided)
-    with _PerSampleRules(), backends.reference_ops(), _running_stats_frozen(critic):
+    with _CompositeNorms(), backends.reference_ops(), _running_stats_frozen(critic):
         _, tangent = torch.func.jvp(critic, (x,), (lam * u.to(x.dtype),))
     surrogate = tangent.float().sum()  # its parameter gradient is the penalty's; its value is not
     return lam * value + (surrogate - surrogate.detach())
@@ -142,7 +142,7 @@ def _running_stats_frozen(critic):
             m.track_running_stats = True
 
 
-class _PerSampleRules(TorchFunctionMode):
+class _CompositeNorms(TorchFunctionMode):
     """The normalisations of the jvp method's passes as composite torch ops: torch's
     fused ``layer_norm`` has a forward-mode derivative whose own reverse-mode derivative
     is wrong (torch 2.14: the gradient of a conv before a LayerNorm off by 90% and more
@@ -174,12 +174,11 @@ def _batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, tr
                 momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """``F.batch_norm`` from composite ops: by the batch's statistics in training (the
     running ones are not updated), else by the running ones."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)  # per channel
     if training:
         y = _normalise(x, (0, *range(2, x.dim())), eps)
     else:
-        shape = (1, -1) + (1,) * (x.dim() - 2)
         y = (x - running_mean.reshape(shape)) * torch.rsqrt(running_var.reshape(shape) + eps)
-    shape = (1, -1) + (1,) * (x.dim() - 2)
     y = y if weight is None else y * weight.reshape(shape)
     return y if bias is None else y + bias.reshape(shape)
 

@@ -17,6 +17,15 @@ def held_run(folder: str) -> list[str]:
     return [name for name in MARKERS if os.path.exists(os.path.join(folder, name))]
 
 
+def refusal(folder: str) -> str | None:
+    """Why a new run may not start in ``folder`` (it holds one), or None."""
+    held = held_run(folder)
+    if not held:
+        return None
+    return (f"{folder} already holds a run ({', '.join(held)}): continue it (--resume RUN_DIR, Trainer.resume) "
+            "or replace it (--overwrite, overwrite=True)")
+
+
 def clear(folder: str) -> list[str]:
     """Removes the run files in ``folder``; returns the names removed."""
     removed = []

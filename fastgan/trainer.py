@@ -333,12 +333,11 @@ class Trainer:
         """A new run never lands on a finished or interrupted one: a folder that holds
         one is refused, unless ``overwrite`` says to replace it (rank 0 removes the old
         run's files, and says so)."""
-        held = run_folder.held_run(self.cfg.out)
-        if not held:
+        refusal = run_folder.refusal(self.cfg.out)
+        if refusal is None:
             return
         if not self.cfg.overwrite:
-            raise ConfigError("out", f"{self.cfg.out} already holds a run ({', '.join(held)}): continue it "
-                                     "(--resume RUN_DIR, Trainer.resume) or replace it (--overwrite, overwrite=True)")
+            raise ConfigError("out", refusal)
         if self.group.is_main:
             removed = run_folder.clear(self.cfg.out)
             print(f"fastgan: --overwrite: replaced the run in {self.cfg.out} (removed {', '.join(removed)})")

@@ -212,3 +212,11 @@ def test_fastgan_warnings_are_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(said) == 1 and said[0].startswith("fastgan: warning: ") and "raw.npy: image values span [0" in said[0]
+
+
+def test_a_multi_process_run_into_a_held_folder_is_refused_once_before_its_ranks_start(tmp_path, capsys):
+    (tmp_path / "metrics.jsonl").write_text("")
+    assert main(["train", "--nproc-per-node", "2", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"fastgan train: --out {tmp_path} already holds a run (metrics.jsonl): continue it "
+                   "(--resume RUN_DIR, Trainer.resume) or replace it (--overwrite, overwrite=True)")
