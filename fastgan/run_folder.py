@@ -3,8 +3,11 @@ removal when a new run replaces it (``--overwrite``). Nothing else in the folder
 touched."""
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import tempfile
 
 #: The files and folders a run writes (checkpoint, log, plots, profile, TensorBoard).
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "samples.png", "curves.png", "trace.json", "tensorboard")
@@ -39,3 +42,12 @@ def clear(folder: str) -> list[str]:
             continue
         removed.append(name)
     return removed
+
+
+@functools.cache
+def scratch() -> str:
+    """An empty folder of this process, removed at its exit, for trainers that write
+    nothing (the experiments' and the bench's): it never holds a run."""
+    folder = tempfile.mkdtemp(prefix="fastgan-scratch-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

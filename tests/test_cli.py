@@ -220,3 +220,4 @@ def test_a_multi_process_run_into_a_held_folder_is_refused_once_before_its_ranks
     err = capsys.readouterr().err.strip()
     assert err == (f"fastgan train: --out {tmp_path} already holds a run (metrics.jsonl): continue it "
                    "(--resume RUN_DIR, Trainer.resume) or replace it (--overwrite, overwrite=True)")
+

@@ -2,6 +2,7 @@
 reports each claim; the pieces with closed forms are checked against them."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -273,3 +274,18 @@ def test_a_shared_run_reads_each_plan_as_it_reads_alone():
             assert not wgan_correlation._READ
         assert shared == alone
         assert [t["step"] for t in alone] == [[2, 4], [3, 6]]
+
+
+def test_trainers_that_write_nothing_use_a_scratch_folder_of_their_own(tmp_path, monkeypatch):
+    """The experiments' hand-stepped trainers never meet a run folder's refusal (a
+    checkpoint in the temp folder, say) and leave nothing behind."""
+    from fastgan import run_folder
+    from fastgan.reproduce.training import stepwise_trainer
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    run_folder.scratch.cache_clear()
+    (tmp_path / "checkpoint.pt").write_text("someone's")
+    trainer = stepwise_trainer("wgan-gp", "8gaussians", 2, seed=0, width=8, batch=16)
+    trainer.train_step()
+    assert os.path.dirname(trainer.cfg.out) == str(tmp_path) and os.listdir(trainer.cfg.out) == []
+    run_folder.scratch.cache_clear()

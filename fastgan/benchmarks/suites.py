@@ -19,7 +19,7 @@ import copy
 import torch
 
 import fastgan
-from fastgan import reference
+from fastgan import reference, run_folder
 from fastgan.benchmarks import peers as P
 from fastgan.benchmarks.harness import Peer, cuda_graph
 from fastgan.benchmarks.ops_suite import ops
@@ -277,7 +277,7 @@ def train_iter(quick: bool, device: torch.device):
         def make_trainer(compile, critic_step="fused"):
             trainer = Trainer(TrainConfig(objective=objective, data=data_name, batch=batch, steps=10**9,
                                           n_critic=5, log_every=10**9, progress=False, device=str(device),
-                                          out="runs/bench-train-iter", compile=compile, critic_step=critic_step))
+                                          out=run_folder.scratch(), compile=compile, critic_step=critic_step))
             trainer.step = 25  # past wgan's 100-critic-step start: a steady-state iteration
             return trainer
 

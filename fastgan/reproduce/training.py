@@ -2,11 +2,9 @@
 optimiser and step for each objective at its documented toy defaults."""
 from __future__ import annotations
 
-import tempfile
-
 import torch
 
-from fastgan import objectives
+from fastgan import objectives, run_folder
 from fastgan.optim import ClippedRMSprop
 from fastgan.trainer import TrainConfig, Trainer
 
@@ -14,7 +12,7 @@ from fastgan.trainer import TrainConfig, Trainer
 def stepwise_trainer(objective: str, data: str, steps: int, seed: int, **settings) -> Trainer:
     """A Trainer for ``Trainer.train_step`` calls made by the experiment: no progress
     bar, log, evaluation or checkpoint of its own (it writes nothing)."""
-    return Trainer(TrainConfig(objective=objective, data=data, steps=steps, seed=seed, out=tempfile.gettempdir(),
+    return Trainer(TrainConfig(objective=objective, data=data, steps=steps, seed=seed, out=run_folder.scratch(),
                                progress=False, log_every=10**9, eval_every=0, checkpoint_every=10**9, **settings))
 
 
