@@ -18,7 +18,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BUILD_KIND := $(if $(filter 1,$(FASTGAN_FORCE_CUDA)),cuda,auto)
-EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/cpu/*.h csrc/cpu/*.cpp csrc/cuda/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
+EXT_SOURCES := setup.py $(wildcard csrc/*.h csrc/*.cpp csrc/graph/*.h csrc/graph/*.cpp csrc/cpu/*.h csrc/cpu/*.cpp csrc/cuda/*.h csrc/cuda/*.cu csrc/cuda/*.cuh)
 
 .PHONY: demo test bench build clean gpu-check gpu-wheels
 

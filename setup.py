@@ -60,7 +60,7 @@ def want_cuda():
 
 def extension():
     cxx_flags = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
-    cpp_sources = sources("csrc/*.cpp") + sources("csrc/cpu/*.cpp")
+    cpp_sources = sources("csrc/*.cpp") + sources("csrc/graph/*.cpp") + sources("csrc/cpu/*.cpp")
     if not want_cuda():
         return cpp_extension.CppExtension(
             "fastgan._C", cpp_sources, extra_compile_args={"cxx": cxx_flags},

@@ -5,8 +5,8 @@
 #include <torch/library.h>
 
 #include "bias_act.h"
-#include "chain.h"
 #include "critic.h"
+#include "graph/graph.h"
 #include "optim.h"
 #include "penalty.h"
 
@@ -20,8 +20,8 @@ TORCH_LIBRARY(fastgan, m) {
       "float alpha, float lam, float center, bool one_sided, bool param_grads) "
       "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def(
-      "chain_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, int[] ints, float[] floats, "
-      "int loss, float lam, float center, bool one_sided, bool param_grads, bool triton) "
+      "graph_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, int[] ints, float[] floats, "
+      "int loss, float lam, float lam2, float center, bool one_sided, bool param_grads, bool triton) "
       "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def("row_penalty(Tensor g, float center, bool one_sided) -> (Tensor, Tensor)");
   m.def("clip_(Tensor(a!)[] params, float c) -> ()");
@@ -46,7 +46,7 @@ void register_kernels(torch::Library& m) {
   m.impl("mlp_forward", &fastgan::mlp_forward);
   m.impl("mlp_backward", &fastgan::mlp_backward);
   m.impl("critic_step", &fastgan::critic_step);
-  m.impl("chain_step", &fastgan::chain_step);
+  m.impl("graph_step", &fastgan::graph_step);
   m.impl("row_penalty", &fastgan::row_penalty);
   m.impl("clip_", &fastgan::clip_);
   m.impl("clipped_rmsprop_", &fastgan::clipped_rmsprop_);
@@ -85,7 +85,7 @@ void refuse_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, to
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, Autograd, m) {
-  for (const char* name : {"mlp_forward", "mlp_backward", "critic_step", "chain_step", "clip_", "clipped_rmsprop_"}) {
+  for (const char* name : {"mlp_forward", "mlp_backward", "critic_step", "graph_step", "clip_", "clipped_rmsprop_"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<&refuse_autograd>());
   }
 }

@@ -16,6 +16,9 @@ Public API of this version:
 * :class:`Trainer` and :class:`TrainConfig`: the trainer, for the built-in networks
   and data sets or for your own networks and data (``examples/train_own_gan.py``).
 """
+import importlib
+import importlib.util
+
 from fastgan.backends import (
     BackendUnavailableError,
     available_backends,
@@ -25,12 +28,30 @@ from fastgan.backends import (
 )
 from fastgan._checks import FastganWarning, NonFiniteError, get_checks, report_checks, set_checks, use_checks
 from fastgan._extension import ExtensionNotBuiltError
-from fastgan.verify import doctor
-from fastgan.nn import FusedCritic, FusedMLPCritic
-from fastgan.ops.critic import CriticLoss
-from fastgan.optim import ClippedRMSprop
-from fastgan.penalties import dragan_penalty, gradient_penalty, r1_penalty
-from fastgan.trainer import ConfigError, ConfigTypeError, TrainConfig, Trainer
+
+# The rest of the API loads on first use, so that `import fastgan.ops` (the fused ops
+# alone) does not load the modules above them (nn, the trainer).
+_LAZY = {
+    "doctor": "fastgan.verify", "FusedCritic": "fastgan.nn", "FusedMLPCritic": "fastgan.nn",
+    "CriticLoss": "fastgan.ops.critic", "ClippedRMSprop": "fastgan.optim", "dragan_penalty": "fastgan.penalties",
+    "gradient_penalty": "fastgan.penalties", "r1_penalty": "fastgan.penalties", "ConfigError": "fastgan.trainer",
+    "ConfigTypeError": "fastgan.trainer", "TrainConfig": "fastgan.trainer", "Trainer": "fastgan.trainer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: fastgan.nn, ...
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

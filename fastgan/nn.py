@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastgan.ops.bias_act import bias_act
-from fastgan.ops.chain import activation_of, chain_loss, chain_spec
+from fastgan.ops import graph as G
+from fastgan.ops.bias_act import DEFAULT_ALPHA, bias_act
 from fastgan.ops.critic import ACTIVATIONS, CriticLoss, critic_loss, mlp_critic
+from fastgan.ops.trace import TracedCritic, activation_of, traced
 
 Tensor = torch.Tensor
 
@@ -30,7 +31,7 @@ def _activation_module(activation: str, negative_slope: float) -> nn.Module:
 
 
 def _activation_name(module: nn.Module) -> tuple[str, float]:
-    """The MLP engine's name and slope of a torch activation module (the chain's table,
+    """The MLP engine's name and slope of a torch activation module (the graph's table,
     restricted to the MLP engine's five)."""
     found = activation_of(module)
     if found is None or found[0] not in ACTIVATIONS:
@@ -155,14 +156,18 @@ class FusedMLPCritic(nn.Sequential):
         return f"activation={self.activation!r}"
 
 
-class ChainCritic:
-    """The fused losses of a critic that is a chain of layers (:mod:`fastgan.ops.chain`):
-    each computes the loss and every parameter gradient in one pass, with no
+class GraphCritic:
+    """The fused losses of a critic traced as a graph (:mod:`fastgan.ops.trace`): each
+    computes the loss and every parameter gradient in one pass, with no
     ``create_graph``; ``loss.backward()`` accumulates the gradients into ``.grad``.
-    Subclasses give their layers in order by :meth:`chain_layers`."""
+    Subclasses name the module to trace by :meth:`graph_module` (themselves by default)."""
 
-    def chain_layers(self) -> list[nn.Module]:
-        raise NotImplementedError
+    def graph_module(self) -> nn.Module:
+        return self
+
+    def traced(self) -> TracedCritic:
+        """The traced graph of :meth:`graph_module` (traced once)."""
+        return traced(self.graph_module())
 
     def wgan_gp_loss(self, real: Tensor, fake: Tensor, lam: float = 10.0, eps: Tensor | None = None,
                      center: float = 1.0, one_sided: bool = False) -> CriticLoss:
@@ -170,46 +175,85 @@ class ChainCritic:
         ``mean D(fake) - mean D(real) + lam * mean phi(||grad D(x^)||)`` with
         ``x^ = eps real + (1 - eps) fake`` (``eps`` one per sample, drawn when omitted) and
         ``phi(n) = (n - center)^2``, or ``max(0, n - center)^2`` when ``one_sided``."""
-        return chain_loss(self.chain_layers(), real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center,
-                          one_sided=one_sided)
+        return self.traced().loss(real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center, one_sided=one_sided)
 
     def wgan_loss(self, real: Tensor, fake: Tensor) -> CriticLoss:
         """The WGAN critic loss ``mean D(fake) - mean D(real)`` (for weight clipping), fused."""
-        return chain_loss(self.chain_layers(), real, fake, loss="wgan")
+        return self.traced().loss(real, fake, loss="wgan")
 
-    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0) -> CriticLoss:
+    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0, r2_gamma: float = 0.0) -> CriticLoss:
         """The non-saturating logistic loss with the R1 penalty on the reals (the StyleGAN
         recipe), fused: ``mean softplus(D(fake)) + mean softplus(-D(real)) +
-        gamma / 2 * mean ||grad D(real)||^2``. ``penalty`` is the mean squared norm."""
-        gamma = float(gamma)
-        if not gamma >= 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        return chain_loss(self.chain_layers(), real, fake, loss="r1", lam=gamma / 2)
+        gamma / 2 * mean ||grad D(real)||^2``, plus R2, ``r2_gamma / 2 * mean
+        ||grad D(fake)||^2`` (R3GAN's R1 + R2). ``penalty`` is the mean squared norm (the
+        sum of the two means with R2)."""
+        gamma, r2_gamma = float(gamma), float(r2_gamma)
+        for name, value in (("gamma", gamma), ("r2_gamma", r2_gamma)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        return self.traced().loss(real, fake, loss="r1", lam=gamma / 2, lam2=r2_gamma / 2)
 
 
-class FusedCritic(ChainCritic, nn.Sequential):
-    """A critic written as an ``nn.Sequential`` of the chain's layers (Conv2d, Linear,
-    activations, Flatten, AvgPool2d, LayerNorm, fastgan's BiasAct/FusedConv2d/
-    FusedLinear; see :mod:`fastgan.ops.chain`), whose losses run the fused chain step.
+class FusedCritic(GraphCritic, nn.Module):
+    """Any per-sample critic the fused step supports, run as a graph traced from its own
+    module (:mod:`fastgan.ops.trace` lists the nodes): plain chains, flattening CNNs,
+    residual networks with GroupNorm/LayerNorm, grouped and depthwise convolutions.
 
-    Its ``forward`` is the Sequential's (differentiable twice), its parameters and
-    ``state_dict`` are the Sequential's. Build it from layers, or convert a critic
-    with :meth:`from_sequential`.
+    Build it from layers like an ``nn.Sequential``, or convert your critic with
+    :meth:`from_module`. Either way it holds the module's own parameters (no copies):
+    the same tensors, the same ``state_dict`` keys; its ``forward`` is the module's
+    (differentiable twice), and its losses run the fused step.
     """
 
     def __init__(self, *layers: nn.Module):
-        super().__init__(*layers)
-        chain_spec(list(self))  # an unsupported layer fails here, by name
+        super().__init__()
+        self._adopt(nn.Sequential(*layers))
 
-    def chain_layers(self) -> list[nn.Module]:
-        return list(self)
+    def _adopt(self, module: nn.Module) -> None:
+        traced(module)  # an unsupported node fails here, by name
+        object.__setattr__(self, "_source", module)  # not a child: its children are this module's
+        self._modules, self._parameters, self._buffers = module._modules, module._parameters, module._buffers
 
     @classmethod
-    def from_sequential(cls, seq: nn.Sequential) -> "FusedCritic":
-        """A FusedCritic holding the modules of ``seq`` themselves (no copy): the same
-        parameters, ``state_dict`` and device. Raises naming the first layer the chain
-        cannot run; such critics take :func:`fastgan.gradient_penalty` instead."""
-        return cls(*_sequential_layers(seq, "FusedCritic.from_sequential"))
+    def from_module(cls, module: nn.Module) -> "FusedCritic":
+        """A FusedCritic running ``module`` itself: the same parameters, ``state_dict``
+        keys and device. Raises :class:`~fastgan.ops.graph.UnsupportedLayer` naming the
+        first node the fused step cannot run and why; such critics take
+        :func:`fastgan.gradient_penalty` instead."""
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"FusedCritic.from_module expects an nn.Module, got {type(module).__name__}")
+        critic = cls.__new__(cls)
+        nn.Module.__init__(critic)
+        critic._adopt(module)
+        return critic
+
+    #: The name kept from the chain engine; any module is accepted.
+    from_sequential = from_module
+
+    def graph_module(self) -> nn.Module:
+        return self._source
+
+    def forward(self, *args, **kwargs):
+        return self._source(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> "FusedCritic":
+        self._source.train(mode)
+        return super().train(mode)
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index):
+        return self._source[index]
+
+
+def _encode_act(g: G.GraphBuilder, x: int, m, bias: Tensor | None) -> int:
+    """The act node of a fastgan module with ``act``, ``alpha``, ``gain`` and ``clamp``."""
+    alpha = DEFAULT_ALPHA.get(m.act, 0.0) if m.alpha is None else m.alpha
+    return G.act(g, x, m.act, alpha, 1.0 if m.gain is None else m.gain, -1.0 if m.clamp is None else m.clamp, bias)
 
 
 class BiasAct(nn.Module):
@@ -229,6 +273,12 @@ class BiasAct(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return bias_act(x, self.bias, self.act, self.alpha, self.gain, self.dim, self.clamp)
 
+    def encode_graph_node(self, g: G.GraphBuilder, x: int) -> int:
+        """Its node in the fused step's graph (an act with its bias along dim 1)."""
+        if self.dim != 1:
+            raise G.UnsupportedLayer("the fused step's BiasAct adds its bias along dim 1")
+        return _encode_act(g, x, self, self.bias)
+
     def extra_repr(self) -> str:
         return f"{self.bias.shape[0]}, act={self.act!r}, dim={self.dim}"
 
@@ -246,6 +296,10 @@ class FusedLinear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         return bias_act(F.linear(x, self.weight), self.bias, self.act, self.alpha, self.gain,
                         dim=-1, clamp=self.clamp)
+
+    def encode_graph_node(self, g: G.GraphBuilder, x: int) -> int:
+        """Its nodes in the fused step's graph: linear without bias, then an act with it."""
+        return _encode_act(g, G.linear(g, x, self.weight, None), self, self.bias)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, act={self.act!r}"
@@ -267,16 +321,23 @@ class FusedConv2d(nn.Conv2d):
         y = self._conv_forward(x, self.weight, None)
         return bias_act(y, self.bias, self.act, self.alpha, self.gain, dim=1, clamp=self.clamp)
 
+    def encode_graph_node(self, g: G.GraphBuilder, x: int) -> int:
+        """Its nodes in the fused step's graph: conv2d without bias, then an act with it."""
+        if self.padding_mode != "zeros":
+            raise G.UnsupportedLayer(f"padding_mode={self.padding_mode!r}")
+        y = G.conv2d(g, x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
+        return _encode_act(g, y, self, self.bias)
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, act={self.act!r}"
 
 
-class DCGANCritic(ChainCritic, nn.Module):
+class DCGANCritic(GraphCritic, nn.Module):
     """A DCGAN-style convolutional critic for square images of 8 to 64 pixels, built from
     FusedConv2d: stride-2 4x4 convolutions with leaky ReLU, doubling the channels down
     to 4x4, then a linear output. No BatchNorm (WGAN-GP's penalty is per sample);
     ``layer_norm=True`` normalises each block's features per sample instead. Its
-    ``wgan_gp_loss``, ``wgan_loss`` and ``r1_loss`` run the fused chain step.
+    ``wgan_gp_loss``, ``wgan_loss`` and ``r1_loss`` run the fused step.
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64,
@@ -296,9 +357,6 @@ class DCGANCritic(ChainCritic, nn.Module):
             c_in, c_out = c_out, c_out * 2
         self.features = nn.Sequential(*blocks)
         self.out = nn.Linear(c_in * 4 * 4, 1, device=device, dtype=dtype)
-
-    def chain_layers(self) -> list[nn.Module]:
-        return [*self.features, nn.Flatten(), self.out]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.features(x).flatten(1))

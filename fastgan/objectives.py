@@ -136,9 +136,10 @@ class CriticObjective(torch.nn.Module):
         loss, w, penalty = step(real, fake, eps=eps, lam=10.0)
         loss.backward()                    # gradients averaged over the ranks by DDP
 
-    A :class:`~fastgan.FusedMLPCritic`, a chain critic (:class:`~fastgan.FusedCritic`,
-    :class:`~fastgan.nn.DCGANCritic`) or a plain ``nn.Sequential`` of the chain's layers
-    takes its fused step (no double backward at all) unless ``fused=False``; any other
+    A :class:`~fastgan.FusedMLPCritic`, a graph critic (:class:`~fastgan.FusedCritic`,
+    :class:`~fastgan.nn.DCGANCritic`) or any critic module the fused step can trace
+    (:mod:`fastgan.ops.trace`) takes its fused step (no double backward at all) unless
+    ``fused=False``; any other
     critic takes its two forwards and :func:`fastgan.gradient_penalty` with ``method``
     (``"jvp"`` under DDP, which cannot run a double backward). The GAN
     objectives add ``sigma``'s instance noise; ``nsgan-r1`` adds R1 with ``gamma = lam``
@@ -153,19 +154,18 @@ class CriticObjective(torch.nn.Module):
             raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
         self.critic, self.objective, self.method, self.scaler = critic, objective, method, scaler
         self.fused = fused
-        self.chain = self._chain_layers()
+        self.graph, self.drop_in_reason = self._fused_graph()
 
     def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
                 sigma: float = 0.0):
         from fastgan.nn import FusedMLPCritic
-        from fastgan.ops.chain import chain_loss
         from fastgan.penalties import gradient_penalty, r1_penalty
         from fastgan.profiling import span
 
-        critic, penalty, chain = self.critic, None, self.chain
+        critic, penalty, graph = self.critic, None, self.graph
         if self.objective == "nsgan-r1":
-            if chain is not None:  # the logistic loss and R1, one fused pass
-                out = chain_loss(chain, real, fake, loss="r1", lam=0.5 * lam)
+            if graph is not None:  # the logistic loss and R1, one fused pass
+                out = graph.loss(real, fake, loss="r1", lam=0.5 * lam)
                 return out.loss, out.wasserstein, out.penalty if lam else None
             d_real, d_fake = loss_precision(critic(real)), loss_precision(critic(fake))
             loss = critic_gan_loss(d_real, d_fake)
@@ -181,8 +181,8 @@ class CriticObjective(torch.nn.Module):
         if self.fused and isinstance(critic, FusedMLPCritic):  # one fused pass, penalty included
             out = critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam else critic.wgan_loss(real, fake)
             return out.loss, out.wasserstein, out.penalty if lam else None
-        if chain is not None:
-            out = chain_loss(chain, real, fake, loss="wgan-gp" if lam else "wgan", lam=lam, eps=eps)
+        if graph is not None:
+            out = graph.loss(real, fake, loss="wgan-gp" if lam else "wgan", lam=lam, eps=eps)
             return out.loss, out.wasserstein, out.penalty if lam else None
         loss = critic_wgan_loss(loss_precision(critic(real)), loss_precision(critic(fake)))
         w = -loss.detach()
@@ -193,22 +193,21 @@ class CriticObjective(torch.nn.Module):
             loss = loss + lam * penalty
         return loss, w, penalty
 
-    def _chain_layers(self) -> list | None:
-        """The layers of the fused chain step for this critic, or None where it takes the
-        drop-in path: a chain critic (FusedCritic, DCGANCritic), or a plain
-        ``nn.Sequential`` whose every layer the chain supports (your own critic); not
-        with ``fused=False``."""
-        from fastgan.nn import ChainCritic
-        from fastgan.ops.chain import UnsupportedLayer, chain_spec
+    def _fused_graph(self):
+        """The traced graph of the fused step for this critic and None, or None and why
+        the critic takes the drop-in path: with ``fused=False``, for a FusedMLPCritic
+        (its own engine), and for a module the fused step cannot run."""
+        from fastgan.nn import FusedMLPCritic, GraphCritic
+        from fastgan.ops.graph import UnsupportedLayer
+        from fastgan.ops.trace import traced
 
         if not self.fused:
-            return None
-        if isinstance(self.critic, ChainCritic):
-            return self.critic.chain_layers()
-        if type(self.critic) is torch.nn.Sequential:
-            try:
-                chain_spec(list(self.critic))
-            except (UnsupportedLayer, ValueError):
-                return None
-            return list(self.critic)
-        return None
+            return None, "fused=False"
+        if isinstance(self.critic, FusedMLPCritic):
+            return None, None
+        if isinstance(self.critic, GraphCritic):
+            return self.critic.traced(), None
+        try:
+            return traced(self.critic), None
+        except UnsupportedLayer as exc:
+            return None, str(exc)

@@ -245,19 +245,28 @@ def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None,
 
 
 def chain_loss(critic: Callable[[Tensor], Tensor], real, fake, loss="wgan-gp", lam=10.0, eps=None,
-               center=1.0, one_sided=False) -> StepResult:
-    """The loss of a chain critic step with autograd: ``wgan``, ``wgan-gp`` (as
+               center=1.0, one_sided=False, lam2=0.0) -> StepResult:
+    """The loss of a fused critic step with autograd: ``wgan``, ``wgan-gp`` (as
     :func:`eager_wgan_gp_loss`) or ``r1`` (``mean softplus(D(fake)) + mean
-    softplus(-D(real)) + lam * mean ||grad D(real)||^2``, the gradient by
-    ``autograd.grad(create_graph=True)``). Call ``loss.backward()`` for the gradients."""
+    softplus(-D(real)) + lam * mean ||grad D(real)||^2``, plus ``lam2 * mean
+    ||grad D(fake)||^2`` (R2) when ``lam2 > 0``; the penalty reported is the sum of the
+    means; gradients by ``autograd.grad(create_graph=True)``). Call ``loss.backward()``
+    for the gradients."""
     if loss != "r1":
         return eager_wgan_gp_loss(critic, real, fake, eps if loss == "wgan-gp" else None, lam, center, one_sided)
-    x = real.detach().requires_grad_(True)
-    d_real = critic(x)
-    (g,) = torch.autograd.grad(d_real, x, torch.ones_like(d_real), create_graph=True)
-    penalty = g.flatten(1).pow(2).sum(1).mean()
-    d_fake = critic(fake)
+
+    def penalised(batch):
+        x = batch.detach().requires_grad_(True)
+        d = critic(x)
+        (g,) = torch.autograd.grad(d, x, torch.ones_like(d), create_graph=True)
+        return d, g.flatten(1).pow(2).sum(1).mean()
+
+    d_real, penalty = penalised(real)
+    d_fake, penalty_fake = penalised(fake) if lam2 else (critic(fake), None)
     total = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + lam * penalty
+    if lam2:
+        total = total + lam2 * penalty_fake
+        penalty = penalty + penalty_fake
     wasserstein = (d_real.mean() - d_fake.mean()).detach()
     return StepResult(total, wasserstein, penalty.detach(), [])
 

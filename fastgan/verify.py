@@ -40,43 +40,41 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _max_error(backend: str, device: torch.device, dtype: torch.dtype) -> float:
     """Largest relative error of a small step and forward/backward against float64 eager."""
-    from fastgan.nn import FusedMLPCritic
+    from torch import nn
+
+    from fastgan.ops.critic import critic_loss, mlp_critic
 
     errors = []
     gen = torch.Generator().manual_seed(0)
-    for activation in ("lrelu", "tanh"):
+    for activation, alpha in (("lrelu", 0.2), ("tanh", 0.0)):
         torch.manual_seed(0)
-        oracle = FusedMLPCritic(5, (17, 13), activation, dtype=torch.float64)
+        layers = [nn.Linear(5, 17), nn.Linear(17, 13), nn.Linear(13, 1)]
+        oracle = [p.detach().double().requires_grad_(True) for m in layers for p in m.parameters()]
+        params = [p.detach().to(device, dtype).requires_grad_(True) for p in oracle]
         real = torch.randn(8, 5, generator=gen, dtype=torch.float64)
         fake = torch.randn(8, 5, generator=gen, dtype=torch.float64) + 0.5
         eps = torch.rand(8, generator=gen, dtype=torch.float64)
         x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
-        critic = FusedMLPCritic(5, (17, 13), activation, device=device, dtype=dtype)
-        critic.load_state_dict(oracle.state_dict())
 
         results = []
-        for model, backend_name, cast in ((oracle, "eager", lambda t: t),
-                                          (critic, backend, lambda t: t.to(device, dtype))):
+        for ps, backend_name, cast in ((oracle, "eager", lambda t: t),
+                                       (params, backend, lambda t: t.to(device, dtype))):
             with backends.use_backend(backend_name):
-                model.zero_grad(set_to_none=True)
-                out = model.wgan_gp_loss(cast(real), cast(fake), lam=10.0, eps=cast(eps))
-                out.loss.backward()
-                step_grads = [p.grad.clone() for p in model.parameters()]
-                model.zero_grad(set_to_none=True)
+                out = critic_loss(cast(real), cast(fake), ps, activation, alpha, lam=10.0, eps=cast(eps))
+                step_grads = torch.autograd.grad(out.loss, ps)
                 xin = cast(x).detach().requires_grad_(True)
-                model(xin).square().sum().backward()
-                results.append([out.loss, out.wasserstein, out.penalty, *step_grads, xin.grad,
-                                *[p.grad for p in model.parameters()]])
+                grads = torch.autograd.grad(mlp_critic(xin, ps, activation, alpha).square().sum(), [xin, *ps])
+                results.append([out.loss, out.wasserstein, out.penalty, *step_grads, *grads])
         errors += [_rel(a, b) for a, b in zip(results[1], results[0]) if b.abs().max() > 0]
     return max(errors + _chain_errors(backend, device, dtype, gen))
 
 
 def _chain_errors(backend: str, device: torch.device, dtype: torch.dtype, gen: torch.Generator) -> list[float]:
-    """Relative errors of the chain step (csrc/chain.cpp) of a conv, LayerNorm, leaky
+    """Relative errors of the graph step (csrc/graph/) of a conv, LayerNorm, leaky
     ReLU, linear critic against float64 eager: WGAN-GP and R1."""
     from torch import nn
 
-    from fastgan.ops.chain import chain_loss
+    from fastgan.ops.trace import fused_critic_loss
 
     torch.manual_seed(0)
     oracle = nn.Sequential(nn.Conv2d(2, 3, 3, 2, 1), nn.LayerNorm([3, 3, 3]), nn.LeakyReLU(0.2), nn.Flatten(),
@@ -91,7 +89,7 @@ def _chain_errors(backend: str, device: torch.device, dtype: torch.dtype, gen: t
         for model, backend_name, cast in ((oracle, "eager", lambda t: t), (critic, backend, lambda t: t.to(device, dtype))):
             with backends.use_backend(backend_name):
                 model.zero_grad(set_to_none=True)
-                out = chain_loss(list(model), cast(real), cast(fake), loss=loss,
+                out = fused_critic_loss(model, cast(real), cast(fake), loss=loss,
                                  eps=cast(eps) if loss == "wgan-gp" else None)
                 out.loss.backward()
                 results.append([out.loss, out.wasserstein, out.penalty, *[p.grad for p in model.parameters()]])

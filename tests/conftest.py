@@ -150,3 +150,28 @@ def lockstep(trainer, attr: str, reference, module: nn.Module, errors: list) -> 
         return out
 
     setattr(trainer, attr, call)
+
+
+def follow_eager(critic: nn.Module, shape, seed: int, steps: int = 20, batch: int = 8, loss: str = "wgan-gp",
+                 tol: float = 1e-5, **kw) -> None:
+    """``steps`` Adam steps of ``critic``'s fused step in float32; at every step its
+    gradients are the eager oracle's (``reference.chain_loss`` in float64, on a float64
+    copy of the parameters) at the same point, to ``tol``. The training follows the
+    fused gradients."""
+    import copy
+
+    from fastgan.ops.trace import fused_critic_loss
+
+    opt = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        real, fake = torch.randn(batch, *shape, generator=g), torch.randn(batch, *shape, generator=g)
+        eps = torch.rand(batch, generator=g) if loss == "wgan-gp" else None
+        twin = copy.deepcopy(critic).double()
+        reference.chain_loss(twin, real.double(), fake.double(), loss,
+                             eps=None if eps is None else eps.double(), **kw).loss.backward()
+        critic.zero_grad(set_to_none=True)
+        with fastgan.use_backend(BACKENDS[0]):
+            fused_critic_loss(critic, real, fake, loss=loss, eps=eps, **kw).loss.backward()
+        assert max_grad_err([p.grad.double() for p in critic.parameters()], [p.grad for p in twin.parameters()]) < tol
+        opt.step()

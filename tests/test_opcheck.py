@@ -29,16 +29,21 @@ def critic_args():
     return params, real, fake, torch.rand(6, generator=g, dtype=torch.float64)
 
 
-def chain_args(real, fake, eps):
-    """chain_step's arguments for a Linear, LayerNorm, SiLU, Linear chain (WGAN-GP)."""
+def graph_args(real, fake, eps):
+    """graph_step's arguments for a residual Linear, LayerNorm, SiLU, Linear graph (WGAN-GP)."""
     from torch import nn
 
-    from fastgan.ops.chain import chain_spec
+    from fastgan.ops import graph as G
 
     torch.manual_seed(2)
-    spec = chain_spec([nn.Linear(3, 5).double(), nn.LayerNorm(5).double(), nn.SiLU(), nn.Linear(5, 1).double()])
-    return (real, fake, eps, [p.detach() for p in spec.params], spec.ints, spec.floats, 1, 10.0, 1.0, False, True,
-            False)
+    first, norm, last = nn.Linear(3, 3).double(), nn.LayerNorm(3).double(), nn.Linear(3, 1).double()
+    g = G.GraphBuilder()
+    h = G.act(g, G.norm(g, G.linear(g, 0, first.weight, first.bias), 1, False, norm.weight, norm.bias, 1e-5),
+              "silu", 0.0)
+    G.linear(g, G.add(g, h, 0), last.weight, last.bias)
+    spec = g.spec()
+    return (real, fake, eps, [p.detach() for p in spec.params], spec.ints, spec.floats, 1, 10.0, 0.0, 1.0, False,
+            True, False)
 
 
 def differentiable_cases(requires_grad):
@@ -57,7 +62,7 @@ def other_cases():
     yield ops.mlp_forward.default, (x, params, "tanh", 0.0)
     yield ops.mlp_backward.default, (torch.ones_like(out), x, params, list(saved), "tanh", 0.0, True, True)
     yield ops.critic_step.default, (real, fake, eps, params, "tanh", 0.0, 10.0, 1.0, False, True)
-    yield ops.chain_step.default, chain_args(real, fake, eps)
+    yield ops.graph_step.default, graph_args(real, fake, eps)
     yield ops.clip_.default, ([p.clone() for p in params], 0.1)
     grads = [torch.randn_like(p) for p in params]
     yield ops.clipped_rmsprop_.default, ([p.clone() for p in params], grads, [torch.rand_like(p) for p in params],

@@ -1,0 +1,205 @@
+"""The fused critic step of a graph of layer nodes (``fastgan::graph_step``,
+csrc/graph/): one engine for every critic fastgan runs fused, from an ``nn.Sequential``
+chain to a residual network traced from the user's own module
+(:mod:`fastgan.ops.trace`).
+
+A graph is built node by node with :class:`GraphBuilder`: value 0 is the critic's
+input, each node reads values and makes a new one, the last node is the critic's
+output (one value per sample). Each node kind has one encoder below and one C++ unit
+(csrc/graph/<kind>.cpp); ``KINDS`` is their table, in the order of graph.cpp's.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+
+from fastgan import _checks, _extension, backends, reference
+
+Tensor = torch.Tensor
+
+#: The node kinds, in the order of csrc/graph/graph.cpp's table.
+KINDS = ("linear", "conv2d", "act", "flatten", "avgpool", "norm", "add", "scale", "global_pool")
+NODE_INTS, NODE_FLOATS = 12, 3
+LOSSES = {"wgan": 0, "wgan-gp": 1, "r1": 2}
+#: Activation codes of csrc/activation_math.h.
+ACT_CODES = {"relu": 0, "lrelu": 1, "tanh": 2, "softplus": 3, "silu": 4, "sigmoid": 5, "elu": 6,
+             "gelu": 7, "linear": 8}
+
+
+class UnsupportedLayer(TypeError):
+    """A node of a critic that the fused step cannot run; the message names it and why."""
+
+
+class GraphSpec(NamedTuple):
+    """A graph as ``fastgan::graph_step`` takes it: per-node records and the parameters
+    in node order."""
+
+    ints: list
+    floats: list
+    params: list
+
+
+class GraphBuilder:
+    """Collects a graph's nodes. Each encoder adds one node reading values and returns
+    the value it makes; value 0 is the input."""
+
+    def __init__(self):
+        self.ints: list[int] = []
+        self.floats: list[float] = []
+        self.params: list[Tensor] = []
+        self.nodes = 0
+
+    def node(self, kind: str, inputs, flags: int = 0, ints=(), floats=(), params=()) -> int:
+        inputs = list(inputs)
+        if not 1 <= len(inputs) <= 2 or len(ints) > NODE_INTS - 4 or len(floats) > NODE_FLOATS:
+            raise ValueError(f"a {kind} node takes 1 or 2 inputs, {NODE_INTS - 4} integers and "
+                             f"{NODE_FLOATS} floats")
+        self.ints += [KINDS.index(kind), *(inputs + [-1])[:2], int(flags), *map(int, ints),
+                      *[0] * (NODE_INTS - 4 - len(ints))]
+        self.floats += [*map(float, floats), *[0.0] * (NODE_FLOATS - len(floats))]
+        self.params += [p for p in params if p is not None]
+        self.nodes += 1
+        return self.nodes
+
+    def spec(self) -> GraphSpec:
+        if not self.nodes:
+            raise ValueError("the graph has no nodes")
+        return GraphSpec(self.ints, self.floats, self.params)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+# ----------------------------------------------------------------------- the encoders
+
+def linear(g: GraphBuilder, x: int, weight: Tensor, bias: Tensor | None) -> int:
+    """``x W^T + b``."""
+    return g.node("linear", [x], bias is not None, params=(weight, bias))
+
+
+def conv2d(g: GraphBuilder, x: int, weight: Tensor, bias: Tensor | None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> int:
+    """A 2-D convolution with zero padding (``padding`` numbers or ``"valid"``)."""
+    if isinstance(padding, str):
+        if padding != "valid":
+            raise UnsupportedLayer(f"padding={padding!r}")
+        padding = 0
+    return g.node("conv2d", [x], bias is not None, [*_pair(stride), *_pair(padding), *_pair(dilation), groups],
+                  params=(weight, bias))
+
+
+def act(g: GraphBuilder, x: int, name: str, alpha: float, gain: float = 1.0, clamp: float = -1.0,
+        bias: Tensor | None = None) -> int:
+    """``clamp(gain * s(x + bias))`` with a bias along dim 1 (``clamp < 0``: none)."""
+    if name not in ACT_CODES:
+        raise UnsupportedLayer(f"activation {name!r}")
+    return g.node("act", [x], bias is not None, [ACT_CODES[name]], [alpha, gain, clamp], params=(bias,))
+
+
+def flatten(g: GraphBuilder, x: int) -> int:
+    """``(B, ...)`` to ``(B, features)``."""
+    return g.node("flatten", [x])
+
+
+def avgpool(g: GraphBuilder, x: int, kernel, stride=None, padding=0, ceil_mode=False,
+            count_include_pad=True) -> int:
+    """2-D average pooling (no divisor override)."""
+    stride = kernel if stride is None or stride == [] else stride
+    return g.node("avgpool", [x], int(ceil_mode) | int(count_include_pad) << 1,
+                  [*_pair(kernel), *_pair(stride), *_pair(padding)])
+
+
+def norm(g: GraphBuilder, x: int, groups: int, per_channel: bool, weight: Tensor | None, bias: Tensor | None,
+         eps: float) -> int:
+    """Per-sample normalisation over ``groups`` groups of channels with an affine map per
+    channel (GroupNorm) or per feature (LayerNorm over all non-batch dimensions)."""
+    return g.node("norm", [x], int(weight is not None) | int(bias is not None) << 1, [groups, int(per_channel)],
+                  [eps], params=(weight, bias))
+
+
+def add(g: GraphBuilder, x: int, y: int) -> int:
+    """``x + y`` of one shape."""
+    return g.node("add", [x, y])
+
+
+def scale(g: GraphBuilder, x: int, c: float) -> int:
+    """``c * x`` for a constant ``c``."""
+    return g.node("scale", [x], floats=[c])
+
+
+def global_pool(g: GraphBuilder, x: int, mean: bool) -> int:
+    """The mean (or sum) over the two spatial dimensions: ``(B, C, H, W)`` to ``(B, C)``."""
+    return g.node("global_pool", [x], int(mean))
+
+
+# ------------------------------------------------------------------------- the losses
+
+def _step_function(backend: str, spec: GraphSpec, loss: str, lam: float, lam2: float, center: float,
+                   one_sided: bool):
+    """The step on ``backend``: the extension's ``graph_step``, whose elementwise kernels
+    are the Triton ones on the ``triton`` backend (one C++ orchestration for all)."""
+    triton = backend == "triton"
+    if triton:
+        from fastgan.kernels import chain_elementwise  # noqa: F401  (registers the Triton kernels)
+    op = _extension.ops().graph_step
+
+    def step(real, fake, eps, params, param_grads):
+        return op(real, fake, eps, params, spec.ints, spec.floats, LOSSES[loss], lam, lam2, center, one_sided,
+                  param_grads, triton)
+    return step
+
+
+def graph_loss(spec: GraphSpec, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, *,
+               loss: str = "wgan-gp", lam: float = 10.0, eps: Tensor | None = None, center: float = 1.0,
+               one_sided: bool = False, lam2: float = 0.0):
+    """The critic loss of the graph ``spec`` (whose forward is ``critic``) on ``real``
+    and ``fake``, with every parameter gradient computed in one fused pass;
+    ``loss.backward()`` accumulates them.
+
+    ``loss``: ``"wgan"`` (``mean D(fake) - mean D(real)``), ``"wgan-gp"`` (plus ``lam``
+    times the mean of ``phi(||grad D(x^)||)``, ``x^ = eps real + (1 - eps) fake``, ``phi``
+    two- or one-sided about ``center``) or ``"r1"`` (the non-saturating logistic loss
+    ``mean softplus(D(fake)) + mean softplus(-D(real))`` plus ``lam`` times the mean of
+    ``||grad D(real)||^2`` and ``lam2`` times the mean of ``||grad D(fake)||^2``: R1 and
+    R2 with ``lam = gamma / 2``; ``penalty`` is then the sum of the two means). On the
+    ``eager`` backend the same loss is built with autograd (``create_graph=True``) on
+    ``critic``: the oracle of the tests.
+    """
+    from fastgan.ops.critic import CriticLoss, _check_batch, _CriticStep, _prepare_eps
+
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    params = spec.params
+    if params:
+        real, fake = _checks.autocast_to(real, params[0].dtype), _checks.autocast_to(fake, params[0].dtype)
+    _check_batch(real, fake)
+    for i, p in enumerate(params):
+        _checks.check_like(p, f"parameter {i}", real, "real")
+    lam = _checks.check_number(lam, "lam", minimum=0.0)
+    lam2 = _checks.check_number(lam2, "lam2", minimum=0.0)
+    center = _checks.check_number(center, "center")
+    if lam2 and loss != "r1":
+        raise ValueError("lam2 (R2) is only used with the r1 loss")
+    if loss == "wgan-gp":
+        eps = _prepare_eps(eps, real)
+    elif eps is not None:
+        raise ValueError("eps is only used with the wgan-gp loss")
+    backend = backends.resolve(real.device)
+    if backend == "eager":
+        r = reference.chain_loss(critic, real, fake, loss, lam, eps, center, bool(one_sided), lam2)
+        return CriticLoss(r.loss, r.wasserstein, r.penalty)
+    step = _step_function(backend, spec, loss, lam, lam2, center, bool(one_sided))
+    return CriticLoss(*_CriticStep.apply(step, real.contiguous(), fake.contiguous(), eps, *params))
+
+
+def _register_fake_impls() -> None:
+    @torch.library.register_fake("fastgan::graph_step")
+    def _(real, fake, eps, params, ints, floats, loss, lam, lam2, center, one_sided, param_grads, triton):
+        grads = [torch.empty_like(p) for p in params] if param_grads else []
+        return real.new_empty(()), real.new_empty(()), real.new_empty(()), grads
+
+
+if _extension.load_error() is None:
+    _register_fake_impls()
