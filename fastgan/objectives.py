@@ -193,6 +193,20 @@ class CriticObjective(torch.nn.Module):
             loss = loss + lam * penalty
         return loss, w, penalty
 
+    def describe(self) -> str:
+        """Which path the critic step takes, and for the drop-in path why: the line a
+        run starts with."""
+        name = type(self.critic).__name__
+        if self.objective not in ("wgan", "wgan-gp", "nsgan-r1"):
+            return f"critic step: {name}'s two forwards with autograd ({self.objective} has no penalty to fuse)"
+        if self.graph is not None:
+            return f"critic step: fused, {name} traced as a graph of {self.graph.nodes} nodes"
+        if self.drop_in_reason is None:
+            return f"critic step: fused, {name}'s MLP engine"
+        penalty = "r1_penalty" if self.objective == "nsgan-r1" else "gradient_penalty"
+        return (f"critic step: drop-in, {name}'s forward and fastgan.{penalty} (method {self.method}), because "
+                f"{self.drop_in_reason}")
+
     def _fused_graph(self):
         """The traced graph of the fused step for this critic and None, or None and why
         the critic takes the drop-in path: with ``fused=False``, for a FusedMLPCritic
@@ -204,7 +218,7 @@ class CriticObjective(torch.nn.Module):
         if not self.fused:
             return None, "fused=False"
         if isinstance(self.critic, FusedMLPCritic):
-            return None, None
+            return None, (None if self.objective != "nsgan-r1" else "the MLP engine runs WGAN and WGAN-GP only")
         if isinstance(self.critic, GraphCritic):
             return self.critic.traced(), None
         try:

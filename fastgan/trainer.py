@@ -303,6 +303,9 @@ class Trainer:
                                                            "jvp" if cfg.ddp or cfg.compile else "auto",
                                                            self.scaler_d if cfg.amp == "fp16" else None,
                                                            fused=cfg.critic_step == "fused")
+        self.critic_path = self.critic_objective.describe()
+        if self.group.is_main:
+            print(f"fastgan: {self.critic_path}")
         self.generator_forward = self.generator
         # the two losses with their backward, one torch.compile'd graph each with --compile
         self._critic_pass, self._generator_pass = self._critic_loss_backward, self._generator_loss_backward

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from fastgan.benchmarks import harness, suites
+from fastgan.benchmarks.critics import GroupedCritic, ResNetCritic
 from fastgan.benchmarks.harness import Measured, Peer
 from fastgan.cli import main
 
@@ -80,6 +81,9 @@ def test_peak_memory_counts_live_tensors():
 def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(suites, "QUICK_CRITIC_CONFIGS", [("tiny", (3, 16, 16), 8)])
     monkeypatch.setattr(suites, "QUICK_CONV_CONFIGS", [("tiny conv", 8, 1, 4, 4)])
+    monkeypatch.setattr(suites, "QUICK_GRAPH_CONFIGS", [
+        ("tiny resnet", lambda: ResNetCritic(3), (3, 8, 8), 4, "wgan-gp"),
+        ("tiny grouped", lambda: GroupedCritic(6, blocks=1, groups=3), (3, 8, 8), 4, "r1+r2")])
     out = str(tmp_path / "results")
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out]) == 0
     text = capsys.readouterr().out
@@ -91,7 +95,8 @@ def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
     for r in rows:
         by_config.setdefault(r["config"], {})[r["peer"], r["backend"]] = r
     assert sorted(by_config) == ["tiny 3-16-16-1 B=8", "tiny conv width 4 B=4 wgan-gp",
-                                 "tiny conv width 4 B=4 wgan-gp, LayerNorm"]
+                                 "tiny conv width 4 B=4 wgan-gp, LayerNorm", "tiny grouped B=4 R1+R2",
+                                 "tiny resnet B=4 wgan-gp"]
     peers = by_config["tiny 3-16-16-1 B=8"]
     assert set(peers) == torch_peers | {("fastgan", "cpu"), ("fastgan", "eager"), ("fastgan compiled", "cpu")}
     assert float(peers["fastgan", "cpu"]["fraction_of_floor"]) > 0
@@ -101,6 +106,12 @@ def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
         assert set(conv) == torch_peers | {("fastgan drop-in gradient_penalty", "cpu"), ("fastgan", "cpu")}
         assert conv["fastgan", "cpu"]["status"] == "ok" and float(conv["fastgan", "cpu"]["fraction_of_floor"]) > 0
         assert conv["torch.compile", ""]["status"] == "error"
+    resnet, grouped = by_config["tiny resnet B=4 wgan-gp"], by_config["tiny grouped B=4 R1+R2"]
+    assert set(resnet) == {("eager", ""), ("torch.func", ""), ("fastgan drop-in gradient_penalty", "cpu"),
+                           ("torch.compile of the jvp form", "cpu"), ("fastgan", "cpu")}
+    assert set(grouped) == {("eager", ""), ("fastgan drop-in r1_penalty", "cpu"), ("fastgan", "cpu")}
+    for r in (*resnet.values(), *grouped.values()):
+        assert r["status"] == "ok" and float(r["fraction_of_floor"]) > 0
     assert {r["timing"] for r in rows} == {"wall clock"}
     assert main(["bench", "--quick", "--suite", "critic-step", "--reps", "2", "--warmup", "1", "--out", out,
                  "--compare", f"{out}/bench_quick_critic-step.csv"]) == 0
@@ -108,25 +119,32 @@ def test_fastgan_bench_end_to_end(tmp_path, monkeypatch, capsys):
 
 
 def test_conv_floor_runs_the_schedules_convolutions(monkeypatch):
-    """The conv floor: per conv layer 2 forwards (3B and B rows), 2 weight gradients
-    (2B, B), 1 input gradient; a second-order chain adds a weight and an input gradient
-    per layer but the first (no input gradient there)."""
+    """The conv floor: per conv layer 2 forwards (stacked and penalised rows), 2 weight
+    gradients (2B, P), 1 input gradient (P rows for the layer reading the batch); a
+    second-order graph adds a weight gradient per layer and an input gradient per layer
+    but the first. R1 + R2 and residual graphs count the same per conv module."""
     from torch.ops import aten
 
     calls = []
     for name in ("convolution_backward", "convolution"):
         real = getattr(aten, name)
         monkeypatch.setattr(aten, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
-    layers = [nn.Conv2d(1, 3, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(3, 5, 3, 2, 1), nn.LeakyReLU(0.2),
-              nn.Flatten(), nn.Linear(20, 1)]
-    run = suites.floor_convolutions(layers, (1, 8, 8), 2, second_order=False)
+
+    def critic(act):
+        return nn.Sequential(nn.Conv2d(1, 3, 3, 2, 1), act(), nn.Conv2d(3, 5, 3, 2, 1), act(), nn.Flatten(),
+                             nn.Linear(20, 1))
+
+    for act, backward_calls in ((lambda: nn.LeakyReLU(0.2), 2 * 3), (nn.Tanh, 2 * 4 + 1)):
+        for loss in ("wgan-gp", "r1", "r1+r2"):
+            run = suites.floor_convolutions(critic(act), (1, 8, 8), 2, loss)
+            calls.clear()
+            run()
+            assert calls.count("convolution_backward") == backward_calls
+            assert calls.count("convolution") == 2 * 2
+    run = suites.floor_convolutions(ResNetCritic(3), (3, 8, 8), 2)
     calls.clear()
     run()
-    assert calls.count("convolution_backward") == 2 * 3
-    run = suites.floor_convolutions(layers, (1, 8, 8), 2, second_order=True)
-    calls.clear()
-    run()
-    assert calls.count("convolution_backward") == 2 * 4 + 1
+    assert calls.count("convolution") == 2 * 10 and calls.count("convolution_backward") == 3 * 10
 
 
 def test_profile_writes_a_trace_per_peer(tmp_path, monkeypatch, capsys):

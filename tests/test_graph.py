@@ -323,3 +323,32 @@ def test_unsupported_nodes_are_named():
 def test_fastgan_ops_loads_without_nn():
     code = "import sys, fastgan.ops; assert 'fastgan.nn' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_trainer_runs_a_users_resnet_fused_and_says_so(tmp_path, capsys):
+    """Your own residual critic runs the fused step (every critic step's gradients those
+    of the drop-in path at the same point); the run's first line names the path, and for
+    a critic the step cannot run, the drop-in path and why."""
+    from conftest import lockstep
+    from fastgan.objectives import CriticObjective
+
+    images = torch.rand(64, 3, 8, 8) * 2 - 1
+    generator = nn.Sequential(nn.Linear(4, 3 * 64), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    cfg = dict(objective="wgan-gp", steps=2, batch=8, n_critic=2, latent_dim=4, eval_every=0, eval_samples=20,
+               log_every=1, progress=False, dtype="float64")
+    trainer = fastgan.Trainer(fastgan.TrainConfig(**cfg, out=str(tmp_path / "fused")), generator=generator,
+                              critic=ResNetCritic(5), data=images)
+    drop_in = CriticObjective(trainer.critic, "wgan-gp", fused=False)
+    errors = []
+    lockstep(trainer, "_critic_pass", lambda real, fake, eps, lam, sigma: drop_in(
+        real, fake, eps=eps, lam=lam, sigma=sigma)[0].backward(), trainer.critic, errors)
+    trainer.run()
+    assert capsys.readouterr().out.startswith("fastgan: critic step: fused, ResNetCritic traced as a graph of")
+    assert len(errors) == 4 and max(errors) < 1e-10
+
+    batch_norm = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 1))
+    fastgan.Trainer(fastgan.TrainConfig(**cfg, out=str(tmp_path / "drop-in")), generator=generator,
+                    critic=batch_norm, data=images).run()
+    first = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fastgan: critic step")][0]
+    assert "drop-in, Sequential's forward and fastgan.gradient_penalty" in first
+    assert "because module '1' (BatchNorm2d): it mixes the samples" in first

@@ -6,7 +6,8 @@ a fused critic step, timed in the same run.
   on the engine issue's three configs; on a GPU also at B = 4096, and every peer also
   replayed from a CUDA graph; then the conv critics (:func:`conv_critic_step`): the
   DCGAN critic at 32x32 and the digits critic, with and without LayerNorm, and an R1
-  step, each beside its conv floor (:func:`floor_convolutions`);
+  step, and the residual critics traced from their modules (:func:`graph_critic_step`),
+  each beside its conv floor (:func:`floor_convolutions`);
 * ``train-iter``: a whole training iteration (n_critic critic steps, a generator step,
   optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets;
 * ``ops``: the drop-in ops (:mod:`fastgan.benchmarks.ops_suite`);
@@ -21,6 +22,7 @@ import torch
 import fastgan
 from fastgan import reference, run_folder
 from fastgan.benchmarks import peers as P
+from fastgan.benchmarks.critics import GroupedCritic, ResNetCritic
 from fastgan.benchmarks.harness import Peer, cuda_graph
 from fastgan.benchmarks.ops_suite import ops
 from fastgan.nn import DCGANCritic
@@ -53,47 +55,54 @@ def floor_gemms(widths, batch, smooth=False, device=None):
     return run
 
 
-def floor_convolutions(layers, shape, batch, second_order, stacked=3, device=None):
-    """The convolutions and GEMMs the fused chain step runs (csrc/chain.cpp), as one
-    callable, on channels-last batches as the step runs them. Per conv or linear layer:
-    the forward over the stacked rows (3B for WGAN-GP, 2B for R1, whose penalty is on
-    the real rows), the input gradient over the stacked rows (B for the first layer),
-    the weight gradient of the real and fake rows (2B), the tangent and its weight
-    gradient over B rows each; with a second-order layer (LayerNorm, smooth
-    activations) also hbar's weight gradient and input gradient over B rows each."""
+def floor_convolutions(critic, shape, batch, loss="wgan-gp", device=None):
+    """The convolutions and GEMMs the fused graph step runs (csrc/graph/) for
+    ``critic``'s Conv2d and Linear modules, as one callable, on channels-last batches
+    as the step runs them. The stacked rows are 3B for WGAN-GP, 2B for R1 (its
+    penalised rows P the real ones, B, or with R2 (``"r1+r2"``) real and fake, 2B).
+    Per weighted layer: the forward over the stacked rows, the input gradient over the
+    stacked rows (over P for a layer reading the batch), the weight gradient of the real
+    and fake rows (2B), the tangent and its weight gradient over P rows each; with a
+    second-order node (a norm, a smooth activation) also hbar's weight gradient and
+    input gradient over P rows each."""
     from torch.ops import aten
 
-    ops = []
+    from fastgan.ops.trace import traced
+
+    stacked, penalised = {"wgan-gp": (3, 1), "r1": (2, 1), "r1+r2": (2, 2)}[loss]
     x = torch.zeros(1, *shape, device=device)
+    layers = []
+    hooks = [m.register_forward_hook(lambda m, args, y: layers.append((m, args[0], y)))
+             for m in critic.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        critic(x)
+    for h in hooks:
+        h.remove()
+    second_order = traced(critic).spec(x).second_order()
 
     def rows(n, like):
-        t = torch.randn(n, *like.shape[1:], device=device)
+        t = torch.randn(n * batch, *like.shape[1:], device=device)
         return t.to(memory_format=torch.channels_last) if t.dim() == 4 else t
 
-    for i, m in enumerate(layers):
+    ops = []
+    for m, h, y in layers:
+        w = m.weight.detach().to(device)
+        hs, h2, hp = rows(stacked, h), rows(2, h), rows(penalised, h)
+        gs, g2, gp = rows(stacked, y), rows(2, y), rows(penalised, y)
+        forwards = [hs, hp]                                   # forward, tangent
+        weight_grads = [(g2, h2), (gp, hp)] + ([(gp, hp)] if second_order else [])
+        reads_batch = h is x
+        input_grads = [(gp, hp) if reads_batch else (gs, hs)] + ([(gp, hp)] if second_order and not reads_batch else [])
         if isinstance(m, torch.nn.Conv2d):
-            y = torch.nn.functional.conv2d(x, m.weight, None, m.stride, m.padding, m.dilation)
+            geo = (list(m.stride), list(m.padding), list(m.dilation), False, [0, 0], m.groups)
+            ops += [lambda h=h, w=w, geo=geo: aten.convolution(h, w, None, *geo) for h in forwards]
+            ops += [lambda g=g, h=h, w=w, geo=geo, mask=mask: aten.convolution_backward(g, h, w, None, *geo, mask)
+                    for pairs, mask in ((weight_grads, [False, True, False]), (input_grads, [True, False, False]))
+                    for g, h in pairs]
         else:
-            y = m(x)
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            w = m.weight.detach().to(device)
-            h3, h2, h1 = rows(stacked * batch, x), rows(2 * batch, x), rows(batch, x)
-            g3, g2, g1 = rows(stacked * batch, y), rows(2 * batch, y), rows(batch, y)
-            forwards = [h3, h1]                                   # forward, tangent
-            weight_grads = [(g2, h2), (g1, h1)] + ([(g1, h1)] if second_order else [])
-            input_grads = [(g1, h1) if i == 0 else (g3, h3)] + ([(g1, h1)] if second_order and i else [])
-            if isinstance(m, torch.nn.Conv2d):
-                geo = (list(m.stride), list(m.padding), list(m.dilation), False, [0, 0], 1)
-                ops += [lambda h=h, w=w, m=m: torch.nn.functional.conv2d(h, w, None, m.stride, m.padding, m.dilation)
-                        for h in forwards]
-                ops += [lambda g=g, h=h, w=w, geo=geo, mask=mask: aten.convolution_backward(g, h, w, None, *geo, mask)
-                        for pairs, mask in ((weight_grads, [False, True, False]), (input_grads, [True, False, False]))
-                        for g, h in pairs]
-            else:
-                pairs = [(h, w.t()) for h in forwards] + [(g.t(), h) for g, h in weight_grads]
-                pairs += [(g, w) for g, _ in input_grads]
-                ops += [lambda a=a, b=b: torch.mm(a, b) for a, b in pairs]
-        x = y
+            pairs = [(h, w.t()) for h in forwards] + [(g.t(), h) for g, h in weight_grads]
+            pairs += [(g, w) for g, _ in input_grads]
+            ops += [lambda a=a, b=b: torch.mm(a, b) for a, b in pairs]
 
     def run():
         for op in ops:
@@ -175,6 +184,7 @@ def critic_step(quick: bool, device: torch.device):
         yield (f"{name} {'-'.join(map(str, widths))}-1 B={batch}", with_cuda_graphs(peers, device),
                floor_gemms(widths, batch, device=device))
     yield from conv_critic_step(quick, device)
+    yield from graph_critic_step(quick, device)
 
 
 CONV_CONFIGS = [("DCGAN 32x32", 32, 3, 64, 64), ("digits 8x8", 8, 1, 64, 64)]
@@ -218,10 +228,84 @@ def conv_critic_step(quick: bool, device: torch.device):
                          Peer("fastgan drop-in gradient_penalty", drop_in, fastgan.backends.resolve(device))]
             peers += [Peer("fastgan", fused_critic_step(critic, real, fake, lam, b, loss), b)
                       for b in fastgan_backends(device) if b != "triton"]
-            floor = floor_convolutions(list(twin), (channels, size, size), batch, second_order=layer_norm,
-                                       stacked=2 if loss == "r1" else 3, device=device)
+            floor = floor_convolutions(critic, (channels, size, size), batch, loss, device=device)
             label = f"{name} width {width} B={batch} {loss}{', LayerNorm' if layer_norm else ''}"
             yield label, with_cuda_graphs(peers, device), floor
+
+
+def _group_norm(c: int) -> torch.nn.Module:
+    return torch.nn.GroupNorm(1, c)
+
+
+# (name, critic, sample shape, batch, loss): the residual critics users train with a
+# penalty, traced from their own modules. The paper's 64x64 GroupNorm critic runs at
+# 32x32 with 64 channels here (at 64x64 one eager step takes minutes on 2 cores).
+GRAPH_CONFIGS = [("CIFAR ResNet 128ch 32x32", lambda: ResNetCritic(128), (3, 32, 32), 64, "wgan-gp"),
+                 ("ResNet GroupNorm(1,C) 64ch 32x32", lambda: ResNetCritic(64, norm=_group_norm), (3, 32, 32), 32,
+                  "wgan-gp"),
+                 ("grouped+depthwise residual 64ch 32x32", lambda: GroupedCritic(64, blocks=3, groups=8),
+                  (3, 32, 32), 64, "r1+r2")]
+QUICK_GRAPH_CONFIGS = [("CIFAR ResNet 32ch 16x16", lambda: ResNetCritic(32), (3, 16, 16), 16, "wgan-gp"),
+                       ("grouped+depthwise residual 16ch 16x16", lambda: GroupedCritic(16, blocks=2, groups=4),
+                        (3, 16, 16), 16, "r1+r2")]
+
+
+def graph_critic_step(quick: bool, device: torch.device):
+    """The fused step of residual critics (:mod:`fastgan.benchmarks.critics`) traced
+    from their modules, against eager, the drop-in penalties, torch.func and
+    ``torch.compile`` of the drop-in's jvp form (WGAN-GP), beside the conv floor. R1 +
+    R2 (gamma 10 each) against the same loss by autograd and the drop-in r1_penalty."""
+    gamma = lam = 10.0
+    configs = GRAPH_CONFIGS if not quick else QUICK_GRAPH_CONFIGS
+    if quick and device.type == "cuda":  # make gpu-check: the CIFAR ResNet at its size
+        configs = GRAPH_CONFIGS[:1] + QUICK_GRAPH_CONFIGS[1:]
+    for name, make, shape, batch, loss in configs:
+        torch.manual_seed(0)
+        module = make().to(device)
+        critic = fastgan.FusedCritic.from_module(module)
+        real, fake = torch.randn(batch, *shape, device=device), torch.randn(batch, *shape, device=device)
+
+        def torch_step(loss_fn):
+            def step():
+                module.zero_grad(set_to_none=True)
+                loss_fn(module, real, fake, lam).backward()
+            return step
+
+        if loss == "wgan-gp":
+            def drop_in_loss(m, r, f, lam, method="auto"):
+                return m(f).mean() - m(r).mean() + fastgan.gradient_penalty(m, r, f, lam=lam, method=method)
+
+            jvp = torch.compile(lambda r, f: drop_in_loss(module, r, f, lam, "jvp"))
+
+            def compiled_jvp():
+                module.zero_grad(set_to_none=True)
+                jvp(real, fake).backward()
+
+            peers = [Peer("eager", torch_step(P.popular_loss)), Peer("torch.func", torch_step(P.func_loss)),
+                     Peer("fastgan drop-in gradient_penalty", torch_step(drop_in_loss), fastgan.backends.resolve(device)),
+                     Peer("torch.compile of the jvp form", compiled_jvp, fastgan.backends.resolve(device), compiled=True)]
+        else:
+            def drop_in_loss(m, r, f, gamma):
+                d_real, d_fake = m(r), m(f)
+                return (torch.nn.functional.softplus(d_fake).mean() + torch.nn.functional.softplus(-d_real).mean()
+                        + fastgan.r1_penalty(m, r, gamma) + fastgan.r1_penalty(m, f, gamma))
+
+            peers = [Peer("eager", torch_step(lambda m, r, f, g: reference.chain_loss(m, r, f, "r1", g / 2,
+                                                                                        lam2=g / 2).loss)),
+                     Peer("fastgan drop-in r1_penalty", torch_step(drop_in_loss), fastgan.backends.resolve(device))]
+
+        def fused(b):
+            def step():
+                with fastgan.use_backend(b):
+                    critic.zero_grad(set_to_none=True)
+                    out = (critic.wgan_gp_loss(real, fake, lam=lam) if loss == "wgan-gp"
+                           else critic.r1_loss(real, fake, gamma=gamma, r2_gamma=gamma))
+                    out.loss.backward()
+            return step
+
+        peers += [Peer("fastgan", fused(b), b) for b in fastgan_backends(device)]
+        floor = floor_convolutions(module, shape, batch, loss, device=device)
+        yield f"{name} B={batch} {loss.upper() if loss != 'wgan-gp' else loss}", with_cuda_graphs(peers, device), floor
 
 
 def _optimizers(objective, critic, generator, foreach):

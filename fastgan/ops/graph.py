@@ -39,6 +39,13 @@ class GraphSpec(NamedTuple):
     floats: list
     params: list
 
+    def second_order(self) -> bool:
+        """Whether a node injects a second-order term (a norm, a smooth activation): the
+        step then runs the hbar pass."""
+        records = [self.ints[i:i + NODE_INTS] for i in range(0, len(self.ints), NODE_INTS)]
+        smooth = {ACT_CODES[a] for a in ("tanh", "softplus", "silu", "sigmoid", "elu", "gelu")}
+        return any(KINDS[r[0]] == "norm" or (KINDS[r[0]] == "act" and r[4] in smooth) for r in records)
+
 
 class GraphBuilder:
     """Collects a graph's nodes. Each encoder adds one node reading values and returns

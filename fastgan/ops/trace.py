@@ -348,7 +348,7 @@ def _where(node: fx.Node, gm: fx.GraphModule) -> str:
     return f"function {name} (node {node.name})"
 
 
-def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphSpec:
+def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphBuilder:
     """The graph of ``gm``; with ``sample`` (a batch) its shapes are checked too, without
     it only the kinds of its nodes (what can be known before the first batch)."""
     if sample is not None:
@@ -392,7 +392,7 @@ def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphSpec:
         raise UnsupportedLayer(f"the critic's forward returns {out!r}, not one tensor made from its input; {HINT}")
     if e.values[out] != e.g.nodes or e.g.nodes == 0:
         raise UnsupportedLayer(f"the critic's output is not its last node ({out.name}); {HINT}")
-    return e.g.spec()
+    return e.g
 
 
 class TracedCritic:
@@ -409,7 +409,7 @@ class TracedCritic:
         except Exception as exc:  # noqa: BLE001  (fx raises many kinds; each is a refusal)
             raise UnsupportedLayer(f"torch.fx cannot trace {type(module).__name__}: {exc}; {HINT}") from None
         self.gm.graph.eliminate_dead_code()
-        _encode(self.gm, None)
+        self.nodes = _encode(self.gm, None).nodes
         self._specs: dict[tuple, GraphSpec] = {}
 
     def spec(self, batch: Tensor) -> GraphSpec:
@@ -417,7 +417,7 @@ class TracedCritic:
         key = (tuple(batch.shape[1:]), str(batch.dtype), str(batch.device))  # (torch.compile guards on it)
         if key not in self._specs:
             encode = torch.compiler.disable(_encode) if torch.compiler.is_compiling() else _encode  # (plain Python)
-            self._specs[key] = encode(self.gm, batch[:2].detach())
+            self._specs[key] = encode(self.gm, batch[:2].detach()).spec()
         return self._specs[key]
 
     def loss(self, real: Tensor, fake: Tensor, **kwargs):

@@ -1,0 +1,74 @@
+"""Two builds of fastgan in one interleaved run: ``fastgan bench`` of each tree in
+turn, ``--rounds`` times, then the median over the rounds of each (config, peer)
+median, side by side, as CSV and markdown.
+
+Two builds cannot share a process (both register the ``fastgan`` torch ops), so each
+round runs one process per build, alternating, on the same machine and load::
+
+    git worktree add /tmp/before <commit> && (cd /tmp/before && python setup.py build_ext --inplace)
+    python bench/compare_builds.py /tmp/before . --suite critic-step --only "toy" --rounds 3
+
+The trees must have their extension built in place; the bench arguments after the two
+trees are passed on (``--reps``, ``--only``, ``--suite``, ``--quick``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+
+def run_once(tree: str, bench_args: list[str], out: str) -> list[dict]:
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(tree)}
+    subprocess.run([sys.executable, "-m", "fastgan", "bench", *bench_args, "--out", out], env=env, check=True,
+                   cwd=os.path.abspath(tree), stdout=subprocess.DEVNULL)
+    rows = []
+    for name in os.listdir(out):
+        if name.endswith(".csv"):
+            with open(os.path.join(out, name)) as f:
+                rows += list(csv.DictReader(f))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", help="the tree of the earlier build")
+    parser.add_argument("after", help="the tree of the later build")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default="bench/results", help="where the CSV and markdown go")
+    args, bench_args = parser.parse_known_args(argv)
+    medians: dict[tuple[str, str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for label, tree in (("before", args.before), ("after", args.after)):
+            with tempfile.TemporaryDirectory() as out:
+                for r in run_once(tree, bench_args, out):
+                    if r["median_ms"]:
+                        medians.setdefault((r["config"], r["peer"], label), []).append(float(r["median_ms"]))
+    keys = sorted({(c, p) for c, p, _ in medians})
+    os.makedirs(args.out, exist_ok=True)
+    base = os.path.join(args.out, "compare_builds")
+    with open(base + ".csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["config", "peer", "before_ms", "after_ms", "after_vs_before"])
+        rows = []
+        for c, p in keys:
+            before, after = (statistics.median(medians.get((c, p, k), [float("nan")])) for k in ("before", "after"))
+            rows.append((c, p, before, after, before / after))
+            w.writerow([c, p, f"{before:.3f}", f"{after:.3f}", f"{before / after:.3f}"])
+    with open(base + ".md", "w") as f:
+        f.write(f"`python bench/compare_builds.py {args.before} {args.after} --rounds {args.rounds} "
+                f"{' '.join(bench_args)}`: median over {args.rounds} alternating rounds of each build's median "
+                "(above 1: the later build is faster).\n\n")
+        f.write("| config | peer | before ms | after ms | before / after |\n|---|---|---|---|---|\n")
+        for c, p, before, after, ratio in rows:
+            f.write(f"| {c} | {p} | {before:.2f} | {after:.2f} | {ratio:.2f}x |\n")
+    print(open(base + ".md").read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
