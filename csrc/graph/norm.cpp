@@ -70,6 +70,13 @@ class Norm final : public Unit {
     }
     w_ = spread(weight_, in);
     b_ = spread(bias_, in);
+    if (groups_ == 1) {  // one group: ATen's fused LayerNorm kernels over the rows, the affine map spread
+      const at::Tensor rows = rows_of(in);
+      auto [out, mean, rstd] = at::native_layer_norm(rows, {rows.size(1)}, flat(w_), flat(b_), eps_);
+      mean_ = mean.view({-1, 1, 1});
+      rstd_ = rstd.view({-1, 1, 1});
+      return like_edge(out, in);
+    }
     const at::Tensor x3 = grouped(in);
     auto [var, mean] = at::var_mean(x3, {-1}, /*correction=*/0, /*keepdim=*/true);
     mean_ = mean;
@@ -81,6 +88,7 @@ class Norm final : public Unit {
   }
 
   Tensors input_gradient(Pass&, const at::Tensor& e, const Tensors& x, const at::Tensor&, int64_t r0) override {
+    if (groups_ == 1) return {like_edge(std::get<0>(layer_norm_backward(e, x[0], r0, {true, false, false})), x[0])};
     const at::Tensor xhat = normalised(x[0], r0);
     at::Tensor a = grouped(as_layout(e, x[0]));
     if (w_.defined()) a = a * w_;
@@ -93,8 +101,15 @@ class Norm final : public Unit {
     at::Tensor dw, db;
     for (int64_t r = 0; r < x[0].size(0); r += block) {
       const int64_t rows = std::min(block, x[0].size(0) - r);
-      const at::Tensor e3 = grouped(as_layout(e.narrow(0, r, rows), x[0]));
-      if (weight_.defined()) accumulate(dw, (e3 * normalised(x[0].narrow(0, r, rows), r0 + r)).sum(0));
+      const at::Tensor eb = e.narrow(0, r, rows), xb = x[0].narrow(0, r, rows);
+      if (groups_ == 1) {
+        auto res = layer_norm_backward(eb, xb, r0 + r, {false, weight_.defined(), bias_.defined()});
+        if (weight_.defined()) accumulate(dw, std::get<1>(res));
+        if (bias_.defined()) accumulate(db, std::get<2>(res));
+        continue;
+      }
+      const at::Tensor e3 = grouped(as_layout(eb, xb));
+      if (weight_.defined()) accumulate(dw, (e3 * normalised(xb, r0 + r)).sum(0));
       if (bias_.defined()) accumulate(db, e3.sum(0));
     }
     if (weight_.defined()) pass.add_grad(weight_index_, per_parameter(dw));
@@ -131,6 +146,18 @@ class Norm final : public Unit {
     const at::Tensor out = g.reshape(shape);
     return channels_last(like) ? out.contiguous(at::MemoryFormat::ChannelsLast) : out;
   }
+
+  // ATen's LayerNorm backward over rows of signal e at inputs x (rows from r0), one group.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_backward(const at::Tensor& e, const at::Tensor& x,
+                                                                     int64_t r0, std::array<bool, 3> mask) const {
+    const int64_t rows = x.size(0);
+    const at::Tensor xr = rows_of(x);
+    return at::native_layer_norm_backward(rows_of(as_layout(e, x)), xr, {xr.size(1)},
+                                          mean_.narrow(0, r0, rows).view({rows, 1}),
+                                          rstd_.narrow(0, r0, rows).view({rows, 1}), flat(w_), flat(b_), mask);
+  }
+
+  static at::Tensor flat(const at::Tensor& t) { return t.defined() ? t.reshape({-1}) : t; }
 
   // A per-channel or per-feature affine parameter spread over one sample's features as
   // (G, M), the order of grouped().
