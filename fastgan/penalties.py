@@ -146,13 +146,17 @@ class _CompositeNorms(TorchFunctionMode):
     """The normalisations of the jvp method's passes as composite torch ops: torch's
     fused ``layer_norm`` has a forward-mode derivative whose own reverse-mode derivative
     is wrong (torch 2.14: the gradient of a conv before a LayerNorm off by 90% and more
-    against the double backward, cf. pytorch#196700 on its second-order JVP), and
-    ``batch_norm``'s is kept to the same exact composite form."""
+    against the double backward, cf. pytorch#196700 on its second-order JVP);
+    ``group_norm``'s fused kernel fails under torch.compile in these passes ("Cannot
+    access data pointer of Tensor that doesn't have storage"), and ``batch_norm``'s is
+    kept to the same exact composite form."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.layer_norm:
             return _layer_norm(*args, **kwargs)
+        if func is F.group_norm:
+            return _group_norm(*args, **kwargs)
         if func is F.batch_norm:
             return _batch_norm(*args, **kwargs)
         return func(*args, **kwargs)
@@ -168,6 +172,14 @@ def _layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float 
     y = _normalise(x, tuple(range(x.dim() - len(normalized_shape), x.dim())), eps)
     y = y if weight is None else y * weight
     return y if bias is None else y + bias
+
+
+def _group_norm(x: Tensor, num_groups: int, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """``F.group_norm`` from composite ops."""
+    y = _normalise(x.reshape(x.shape[0], num_groups, -1), (2,), eps).reshape(x.shape)
+    shape = (1, -1) + (1,) * (x.dim() - 2)  # per channel
+    y = y if weight is None else y * weight.reshape(shape)
+    return y if bias is None else y + bias.reshape(shape)
 
 
 def _batch_norm(x: Tensor, running_mean, running_var, weight=None, bias=None, training: bool = False,

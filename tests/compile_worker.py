@@ -17,6 +17,7 @@ from torch import nn
 
 import fastgan
 from fastgan import nn as fnn
+from fastgan.benchmarks.critics import ResNetCritic
 
 from conftest import max_grad_err, rel_err
 
@@ -36,6 +37,11 @@ def critic(kind: str) -> tuple[nn.Module, tuple[int, ...]]:
     if kind == "layernorm-conv":
         return nn.Sequential(nn.Conv2d(3, 5, 4, 2, 1), nn.LayerNorm([5, 4, 4]), nn.LeakyReLU(0.2), nn.Flatten(),
                              nn.Linear(5 * 4 * 4, 1)).double(), (3, 8, 8)
+    if kind == "groupnorm-conv":
+        return nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.GroupNorm(2, 4), nn.Tanh(), nn.Flatten(),
+                             nn.Linear(4 * 8 * 8, 1)).double(), (3, 8, 8)
+    if kind == "resnet":  # a user's residual critic, its own forward
+        return ResNetCritic(4).double(), (3, 8, 8)
     if kind == "dcgan":
         return fnn.DCGANCritic(8, 3, 8).double(), (3, 8, 8)
     if kind == "dcgan-layernorm":
@@ -52,8 +58,9 @@ def loss_fn(case: str, module: nn.Module):
     return lambda real, fake, eps: fastgan.gradient_penalty(module, real, fake, lam=10.0, eps=eps, method="jvp")
 
 
-CASES = ["fused:fused-mlp", "fused:dcgan", "fused:dcgan-layernorm", "fused:conv", "jvp:mlp", "jvp:conv",
-         "jvp:dcgan", "jvp:layernorm-conv"]
+CASES = ["fused:fused-mlp", "fused:dcgan", "fused:dcgan-layernorm", "fused:conv", "fused:resnet",
+         "fused:groupnorm-conv", "jvp:mlp", "jvp:conv", "jvp:dcgan", "jvp:layernorm-conv", "jvp:groupnorm-conv",
+         "jvp:resnet"]
 
 
 def loss_and_grads(fn, module, args):
@@ -67,7 +74,7 @@ def run(case: str) -> dict:
     how, kind = case.split(":")
     module, shape = critic(kind)
     if how == "fused" and not hasattr(module, "wgan_gp_loss"):
-        module = fastgan.FusedCritic.from_sequential(module)  # a user's Sequential, converted
+        module = fastgan.FusedCritic.from_module(module)  # a user's critic, converted
     g = torch.Generator().manual_seed(1)
     real, fake = torch.randn(B, *shape, generator=g, dtype=torch.float64), \
         torch.randn(B, *shape, generator=g, dtype=torch.float64)
