@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
                     if r["median_ms"]:
                         medians.setdefault((r["config"], r["peer"], label), []).append(float(r["median_ms"]))
     keys = sorted({(c, p) for c, p, _ in medians})
+    commits = {label: subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                     text=True).stdout.strip() or "?"
+               for label, tree in (("before", args.before), ("after", args.after))}
     os.makedirs(args.out, exist_ok=True)
     base = os.path.join(args.out, "compare_builds")
     with open(base + ".csv", "w", newline="") as f:
@@ -61,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             w.writerow([c, p, f"{before:.3f}", f"{after:.3f}", f"{before / after:.3f}"])
     with open(base + ".md", "w") as f:
         f.write(f"`python bench/compare_builds.py {args.before} {args.after} --rounds {args.rounds} "
-                f"{' '.join(bench_args)}`: median over {args.rounds} alternating rounds of each build's median "
-                "(above 1: the later build is faster).\n\n")
+                f"{' '.join(bench_args)}` (before: commit {commits['before']}, after: {commits['after']}): "
+                f"median over {args.rounds} alternating rounds of each build's median (above 1: the later build is "
+                "faster).\n\n")
         f.write("| config | peer | before ms | after ms | before / after |\n|---|---|---|---|---|\n")
         for c, p, before, after, ratio in rows:
             f.write(f"| {c} | {p} | {before:.2f} | {after:.2f} | {ratio:.2f}x |\n")

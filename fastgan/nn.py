@@ -8,32 +8,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastgan import activations
+from fastgan.activations import DEFAULT_ALPHA
 from fastgan.ops import graph as G
-from fastgan.ops.bias_act import DEFAULT_ALPHA, bias_act
+from fastgan.ops.bias_act import bias_act
 from fastgan.ops.critic import ACTIVATIONS, CriticLoss, critic_loss, mlp_critic
-from fastgan.ops.trace import TracedCritic, activation_of, traced
+from fastgan.ops.trace import TracedCritic, traced
 
 Tensor = torch.Tensor
 
 
 def _activation_module(activation: str, negative_slope: float) -> nn.Module:
-    if activation == "relu":
-        return nn.ReLU()
-    if activation == "lrelu":
-        return nn.LeakyReLU(negative_slope)
-    if activation == "tanh":
-        return nn.Tanh()
-    if activation == "softplus":
-        return nn.Softplus()
-    if activation == "silu":
-        return nn.SiLU()
-    raise ValueError(f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+    """The torch module of one of the MLP engine's activations."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
+    return activations.module(activation, negative_slope if activation == "lrelu" else None)
 
 
 def _activation_name(module: nn.Module) -> tuple[str, float]:
     """The MLP engine's name and slope of a torch activation module (the graph's table,
     restricted to the MLP engine's five)."""
-    found = activation_of(module)
+    found = activations.of_module(module)
     if found is None or found[0] not in ACTIVATIONS:
         raise ValueError(f"FusedMLPCritic supports ReLU, LeakyReLU, Tanh, Softplus() and SiLU "
                          f"activations, got {module!r}")

@@ -21,13 +21,15 @@ import torch
 import triton
 import triton.language as tl
 
+from fastgan.activations import CODES
+
 #: Kernel launches made through this module's helpers, by kernel name.
 LAUNCHES: collections.Counter = collections.Counter()
 
-# Activation codes, the same as csrc/activation_math.h's.
-RELU, LRELU, TANH, SOFTPLUS, SILU, SIGMOID, ELU, GELU, LINEAR = range(9)
-ACT_CODES = {"relu": RELU, "lrelu": LRELU, "tanh": TANH, "softplus": SOFTPLUS, "silu": SILU,
-             "sigmoid": SIGMOID, "elu": ELU, "gelu": GELU, "linear": LINEAR}
+# Activation codes: fastgan.activations' table (csrc/activation_math.h's).
+ACT_CODES = CODES
+RELU, LRELU, TANH, SOFTPLUS, SILU, SIGMOID, ELU, GELU, LINEAR = (
+    CODES[n] for n in ("relu", "lrelu", "tanh", "softplus", "silu", "sigmoid", "elu", "gelu", "linear"))
 SOFTPLUS_THRESHOLD = 20.0
 
 # Epilogues of _gemm_kernel.

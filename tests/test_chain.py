@@ -370,11 +370,3 @@ def test_a_users_sequential_critic_takes_the_fused_chain():
         loss.backward()
         results.append([loss.detach(), w, penalty.detach(), *[p.grad.clone() for p in seq.parameters()]])
     assert max(rel_err(a, b) for a, b in zip(*results)) < 1e-10
-
-
-def test_activation_codes_match_the_kernels():
-    """The graph's activation codes are csrc/activation_math.h's, as the Triton kernels'."""
-    from fastgan.kernels.critic import ACT_CODES as KERNEL_CODES
-    from fastgan.ops.graph import ACT_CODES
-
-    assert ACT_CODES == KERNEL_CODES

@@ -11,18 +11,10 @@ import torch.autograd.forward_ad as fwAD
 from torch.autograd.function import once_differentiable
 
 from fastgan import _checks, _extension, backends, reference
+from fastgan.activations import DEFAULT_ALPHA, PIECEWISE_LINEAR
 from fastgan.ops._dispatch import native_ops
 
 Tensor = torch.Tensor
-
-#: The activations, with their default ``alpha`` (the leaky-ReLU slope, the ELU scale).
-DEFAULT_ALPHA = {"linear": 0.0, "relu": 0.0, "lrelu": 0.2, "tanh": 0.0, "sigmoid": 0.0,
-                 "softplus": 0.0, "silu": 0.0, "elu": 1.0, "gelu": 0.0}
-
-
-#: Activations whose derivative is piecewise constant (no curvature term).
-PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
-
 
 def _like(t: Tensor, ref: Tensor) -> Tensor:
     """t with ref's memory layout (the kernels walk every operand in the same order)."""

@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from fastgan import _checks, _extension, backends, reference
+from fastgan import _checks, _extension, activations, backends, reference
 
 Tensor = torch.Tensor
 
@@ -22,9 +22,6 @@ Tensor = torch.Tensor
 KINDS = ("linear", "conv2d", "act", "flatten", "avgpool", "norm", "add", "scale", "global_pool")
 NODE_INTS, NODE_FLOATS = 12, 3
 LOSSES = {"wgan": 0, "wgan-gp": 1, "r1": 2}
-#: Activation codes of csrc/activation_math.h.
-ACT_CODES = {"relu": 0, "lrelu": 1, "tanh": 2, "softplus": 3, "silu": 4, "sigmoid": 5, "elu": 6,
-             "gelu": 7, "linear": 8}
 
 
 class UnsupportedLayer(TypeError):
@@ -43,7 +40,7 @@ class GraphSpec(NamedTuple):
         """Whether a node injects a second-order term (a norm, a smooth activation): the
         step then runs the hbar pass."""
         records = [self.ints[i:i + NODE_INTS] for i in range(0, len(self.ints), NODE_INTS)]
-        smooth = {ACT_CODES[a] for a in ("tanh", "softplus", "silu", "sigmoid", "elu", "gelu")}
+        smooth = {a.code for a in activations.TABLE.values() if a.smooth}
         return any(KINDS[r[0]] == "norm" or (KINDS[r[0]] == "act" and r[4] in smooth) for r in records)
 
 
@@ -100,9 +97,9 @@ def conv2d(g: GraphBuilder, x: int, weight: Tensor, bias: Tensor | None, stride=
 def act(g: GraphBuilder, x: int, name: str, alpha: float, gain: float = 1.0, clamp: float = -1.0,
         bias: Tensor | None = None) -> int:
     """``clamp(gain * s(x + bias))`` with a bias along dim 1 (``clamp < 0``: none)."""
-    if name not in ACT_CODES:
+    if name not in activations.CODES:
         raise UnsupportedLayer(f"activation {name!r}")
-    return g.node("act", [x], bias is not None, [ACT_CODES[name]], [alpha, gain, clamp], params=(bias,))
+    return g.node("act", [x], bias is not None, [activations.CODES[name]], [alpha, gain, clamp], params=(bias,))
 
 
 def flatten(g: GraphBuilder, x: int) -> int:

@@ -43,30 +43,13 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
+from fastgan import activations
 from fastgan.ops import graph as G
 from fastgan.ops.graph import GraphBuilder, GraphSpec, UnsupportedLayer
 
 Tensor = torch.Tensor
 
 HINT = "for any critic, fastgan.gradient_penalty(critic, real, fake) runs the penalty with autograd"
-
-
-def activation_of(module: nn.Module) -> tuple[str, float] | None:
-    """The node activation name and alpha of a torch activation module, or None."""
-    kind = type(module)
-    if kind is nn.ReLU:
-        return "relu", 0.0
-    if kind is nn.LeakyReLU:
-        return "lrelu", float(module.negative_slope)
-    if kind in (nn.Tanh, nn.Sigmoid, nn.SiLU):
-        return {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.SiLU: "silu"}[kind], 0.0
-    if kind is nn.Softplus and module.beta == 1 and module.threshold == 20:
-        return "softplus", 0.0
-    if kind is nn.ELU:
-        return "elu", float(module.alpha)
-    if kind is nn.GELU and module.approximate == "none":
-        return "gelu", 0.0
-    return None
 
 
 def _mixes_samples(module: nn.Module) -> bool:
@@ -298,7 +281,7 @@ def _module(e: _Encoding, node: fx.Node, m: nn.Module) -> int:
     kind = type(m)
     if kind is nn.Identity:
         return x
-    found = activation_of(m)
+    found = activations.of_module(m)
     if found is not None:
         return G.act(e.g, x, *found)
     if kind is nn.Linear:
