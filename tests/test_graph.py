@@ -219,6 +219,30 @@ def test_float64_sample_with_zero_input_gradient():
         check(critic, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None)
 
 
+@pytest.mark.parametrize("backend", FUSED)
+def test_float64_pools_of_every_geometry(backend):
+    """Average pools that tile their input (whose input is freed after the forward) and
+    that do not (overlapping, padded, ceil mode, a remainder), and a global sum, in a
+    residual graph read by several nodes."""
+    class Critic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 3, 3, 1, 1)
+            self.p1, self.p2 = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), nn.AvgPool2d(2)
+            self.out = nn.Linear(3, 1)
+
+        def forward(self, x):
+            h = self.c(x)
+            a = F.avg_pool2d(torch.tanh(h), 2) + self.p2(h)     # tiling: 7x7 -> 3x3 drops a remainder
+            b = self.p1(h)                                       # 7x7 -> 4x4, overlapping, padded
+            return self.out(a.sum((2, 3)) + F.avg_pool2d(b, 4).flatten(1))
+
+    critic = build(Critic, seed=12)
+    real, fake, eps = draw(3, (2, 7, 7), torch.float64, seed=12)
+    for loss in ("wgan-gp", "r1"):
+        check(critic, real, fake, 1e-10, loss, eps=eps if loss == "wgan-gp" else None, backend=backend)
+
+
 def test_groupnorm_groups_and_instance_norm():
     """GroupNorm with several groups (its second-order term per group), with and
     without affine, and InstanceNorm2d (affine, no running stats), on channels-last."""

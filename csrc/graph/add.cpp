@@ -21,6 +21,8 @@ class Add final : public Unit {
     return {e, e};  // the orchestration copies where both must be kept
   }
 
+  bool signal_reads_input() const override { return false; }
+
   at::Tensor tangent(Pass&, const Tensors& t, const std::vector<bool>&, const at::Tensor&, const Tensors&,
                      const at::Tensor&, Tensors&) override {
     return at::add(t[0], t[1]);

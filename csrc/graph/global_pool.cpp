@@ -13,18 +13,23 @@ class GlobalPool final : public Unit {
   at::Tensor forward(Pass&, const Tensors& x, const FeatureOrder&) override {
     TORCH_CHECK(x[0].dim() == 4, "fastgan: graph node ", record_.index, " (global pool) expects 4-D input, got ",
                 x[0].sizes());
+    sizes_ = x[0].sizes().vec();
+    format_ = x[0].suggest_memory_format();
     return pool(x[0]);
   }
 
   FeatureOrder output_order(const Tensors&, const at::Tensor&, const FeatureOrder&) const override { return {}; }
 
-  Tensors input_gradient(Pass&, const at::Tensor& e, const Tensors& x, const at::Tensor&, int64_t) override {
-    at::Tensor out = at::empty_like(x[0]);
-    const double scale = mean_ ? 1.0 / static_cast<double>(x[0].size(2) * x[0].size(3)) : 1.0;
+  Tensors input_gradient(Pass&, const at::Tensor& e, const Tensors&, const at::Tensor&, int64_t) override {
+    std::vector<int64_t> sizes = sizes_;
+    sizes[0] = e.size(0);
+    at::Tensor out = at::empty(sizes, e.options().memory_format(format_));
     out.copy_(e.view({e.size(0), e.size(1), 1, 1}).expand_as(out));
-    if (mean_) out.mul_(scale);
+    if (mean_) out.mul_(1.0 / static_cast<double>(sizes[2] * sizes[3]));
     return {out};
   }
+
+  bool signal_reads_input() const override { return false; }
 
   at::Tensor tangent(Pass&, const Tensors& t, const std::vector<bool>&, const at::Tensor&, const Tensors&,
                      const at::Tensor&, Tensors&) override {
@@ -36,6 +41,8 @@ class GlobalPool final : public Unit {
 
   NodeRecord record_;
   bool mean_;
+  std::vector<int64_t> sizes_;  // the input's, and its memory format
+  at::MemoryFormat format_ = at::MemoryFormat::Contiguous;
 };
 
 }  // namespace

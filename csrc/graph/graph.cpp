@@ -110,6 +110,8 @@ class Graph {
     H_.assign(n + 1, at::Tensor());
     order_.assign(n + 1, FeatureOrder());
     H_[0] = X;
+    rows_ = X.size(0);
+    std::vector<int64_t> readers = consumers_;
     for (size_t i = 0; i < n; ++i) {
       const Node& node = nodes_[i];
       const Tensors x = values(H_, node.inputs);
@@ -120,6 +122,9 @@ class Graph {
       }
       H_[i + 1] = node.unit->forward(pass_, x, in_order);
       order_[i + 1] = node.unit->output_order(x, H_[i + 1], in_order);
+      for (int64_t v : node.inputs) {
+        if (--readers[v] == 0 && read_for_shape_only(v)) H_[v] = at::Tensor();  // (a view may live on)
+      }
     }
     TORCH_CHECK(H_[n].numel() == H_[n].size(0), "fastgan: the critic's output must be one value per sample, got ",
                 H_[n].sizes());
@@ -159,7 +164,7 @@ class Graph {
       for (int64_t v : node.inputs) batch_only = batch_only && v == 0;
       const bool narrow = batch_only && !unit.needs_every_input_row();
       const int64_t r0 = narrow ? row0 : 0;
-      const int64_t rows = narrow ? P_ : H_[node.inputs[0]].size(0);
+      const int64_t rows = narrow ? P_ : rows_;
       Tensors contrib(node.inputs.size());
       if (!(narrow && !penalised)) {
         const at::Tensor y = unit.reads_output() ? H_[out].narrow(0, r0, rows) : at::Tensor();
@@ -258,11 +263,24 @@ class Graph {
     return out;
   }
 
+  // Rows [r0, r0 + rows) of the values `which` (undefined where a value was freed).
   static Tensors rows_of_values(const std::vector<at::Tensor>& store, const std::vector<int64_t>& which, int64_t r0,
                                 int64_t rows) {
     Tensors out;
-    for (int64_t v : which) out.push_back(store[v].narrow(0, r0, rows));
+    for (int64_t v : which) out.push_back(store[v].defined() ? store[v].narrow(0, r0, rows) : at::Tensor());
     return out;
+  }
+
+  // Whether value v is read by nothing but the shape of it once the forward is done:
+  // its consumers' signal rules do not read it, nor does a later pass or its producer.
+  bool read_for_shape_only(size_t v) const {
+    if (v == 0 || reads_forward(v) || nodes_[v - 1].unit->reads_output()) return false;
+    for (const Node& node : nodes_) {
+      for (int64_t w : node.inputs) {
+        if (static_cast<size_t>(w) == v && node.unit->signal_reads_input()) return false;
+      }
+    }
+    return true;
   }
 
   // total += c, where c may be the very tensor handed to an earlier input of the same
@@ -316,6 +334,7 @@ class Graph {
 
   Pass& pass_;
   const int64_t P_;
+  int64_t rows_ = 0;  // of every value in the forward
   std::vector<Node> nodes_;
   std::vector<int64_t> consumers_;
   bool any_second_order_ = false;

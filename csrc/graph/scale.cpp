@@ -16,6 +16,8 @@ class Scale final : public Unit {
     return {e.mul_(c_)};
   }
 
+  bool signal_reads_input() const override { return false; }
+
   at::Tensor tangent(Pass&, const Tensors& t, const std::vector<bool>& may_overwrite, const at::Tensor&,
                      const Tensors&, const at::Tensor&, Tensors&) override {
     return may_overwrite[0] ? t[0].mul_(c_) : at::mul(t[0], c_);

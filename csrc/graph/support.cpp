@@ -50,7 +50,9 @@ at::Tensor as_layout(const at::Tensor& t, const at::Tensor& like) {
 }
 
 FeatureOrder feature_order(const at::Tensor& t, const FeatureOrder& flat_order) {
-  if (channels_last(t)) return {t.size(1), t.size(2), t.size(3)};
+  if (channels_last(t)) {  // (a 1x1 batch's memory order is the module's)
+    return t.size(2) * t.size(3) == 1 ? FeatureOrder{} : FeatureOrder{t.size(1), t.size(2), t.size(3)};
+  }
   return t.dim() == 2 ? flat_order : FeatureOrder{};
 }
 

@@ -114,6 +114,11 @@ class Unit {
   virtual at::Tensor tangent(Pass& pass, const Tensors& t, const std::vector<bool>& may_overwrite,
                              const at::Tensor& tbar, const Tensors& x, const at::Tensor& y, Tensors& q) = 0;
 
+  // Whether its input gradient and parameter gradients read its inputs' forward (else
+  // they are handed undefined tensors, and a value only such nodes read is freed right
+  // after the forward).
+  virtual bool signal_reads_input() const { return true; }
+
   // What the passes after the signal read, so that the rest is freed behind it.
   virtual bool reads_input() const { return false; }   // its inputs' forward (penalised rows)
   virtual bool reads_output() const { return false; }  // its output's forward
