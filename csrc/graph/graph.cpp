@@ -414,12 +414,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_st
   // Step 2 (with the ordinary rows' gradients), and step 3 on g = grad_x D over the
   // penalised rows, block by block of B rows (R1 and R2 have their own lam).
   const at::Tensor grad = g.backward_signal(seed, 2 * B, B, param_grads);
-  if (!penalised) {
+  // Every parameter's gradient in its own shape (zeros where no node gave one).
+  auto finished = [&]() {
     for (size_t i = 0; i < grads.size(); ++i) {
       grads[i] = grads[i].defined() ? grads[i].reshape(params[i].sizes()).contiguous() : at::zeros_like(params[i]);
     }
-    return {base_loss, wasserstein, penalty, grads};
-  }
+    return grads;
+  };
+  if (!penalised) return {base_loss, wasserstein, penalty, finished()};
   const at::Tensor g_rows = graph::rows_of(grad).contiguous();
   const at::Tensor u = at::empty_like(g_rows);
   at::Tensor total = base_loss;
@@ -439,10 +441,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_st
   // Steps 4 and 5's second-order part.
   g.tangent(graph::like_edge(u, grad));
   g.second_order_gradients();
-  for (size_t i = 0; i < grads.size(); ++i) {
-    grads[i] = grads[i].defined() ? grads[i].reshape(params[i].sizes()).contiguous() : at::zeros_like(params[i]);
-  }
-  return {total, wasserstein, penalty, grads};
+  return {total, wasserstein, penalty, finished()};
 }
 
 }  // namespace fastgan

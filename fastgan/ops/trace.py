@@ -224,10 +224,6 @@ def _layer_norm(e: _Encoding, node: fx.Node, shape, weight, bias, eps) -> int:
     return G.norm(e.g, e.value(x), 1, False, weight, bias, eps)
 
 
-def _f(name: str, index: int, default):
-    return lambda node: _arg(node, index, name, default)
-
-
 FUNCTIONS: dict[Callable, Callable[[_Encoding, fx.Node], int]] = {
     torch.relu: _act_function("relu"), F.relu: _act_function("relu"),
     F.leaky_relu: _act_function("lrelu", (1, "negative_slope", 0.01)),
