@@ -23,7 +23,6 @@ using std::log1p;
 using std::sqrt;
 using std::tanh;
 
-// The fused critic uses the first five; bias_act all of them.
 enum class Act : int32_t {
   ReLU = 0, LeakyReLU = 1, Tanh = 2, Softplus = 3, SiLU = 4, Sigmoid = 5, ELU = 6, GELU = 7, Linear = 8
 };

@@ -94,6 +94,25 @@ class ThreeConsumers(nn.Module):
         return self.out(y.mean((2, 3)))
 
 
+class SmoothMLPGraph(nn.Module):
+    """2-D values with smooth activations, whose derivatives the forward saves: one on
+    the batch itself, in place after a linear, beside a second reader of its input,
+    after a bias-free linear; and, evaluated pass by pass, one with a gain."""
+
+    def __init__(self, d=5, h=7):
+        super().__init__()
+        self.l0, self.l1 = nn.Linear(d, h), nn.Linear(h, h)
+        self.l2, self.l3 = nn.Linear(h, h, bias=False), nn.Linear(h, h)
+        self.gained = BiasAct(h, "tanh", gain=1.3)
+        self.out = nn.Linear(h, 1)
+
+    def forward(self, x):
+        h = F.silu(self.l0(torch.tanh(x)))
+        y = torch.sigmoid(self.l1(h)) + F.gelu(h)
+        y = F.softplus(self.l2(y)) * 1.5 + F.elu(y)
+        return self.out(self.gained(self.l3(y)))
+
+
 def draw(B, shape, dtype, seed):
     g = torch.Generator().manual_seed(seed)
     real = torch.randn(B, *shape, generator=g, dtype=dtype)
@@ -133,6 +152,7 @@ CRITICS = {
     "grouped-depthwise": (GroupedCritic, (3, 8, 8)),
     "gains": (GainedCritic, (3, 8, 8)),
     "three-consumers": (ThreeConsumers, (2, 5, 5)),
+    "smooth-mlp-graph": (SmoothMLPGraph, (5,)),
 }
 
 
@@ -166,7 +186,7 @@ def test_float32_relative_error(name):
 
 
 @pytest.mark.parametrize("backend", FUSED)
-@pytest.mark.parametrize("name", ["grouped-depthwise", "64-groupnorm", "three-consumers"])
+@pytest.mark.parametrize("name", ["grouped-depthwise", "64-groupnorm", "three-consumers", "smooth-mlp-graph"])
 def test_float64_r1_plus_r2(name, backend):
     """R3GAN's R1 + R2: the penalty on the real and on the fake rows, each with its gamma."""
     make, shape = CRITICS[name]

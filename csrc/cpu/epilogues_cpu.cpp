@@ -43,7 +43,11 @@ void with_static_act(Act act, F&& f) {
     case Act::Tanh: f(std::integral_constant<Act, Act::Tanh>{}); break;
     case Act::Softplus: f(std::integral_constant<Act, Act::Softplus>{}); break;
     case Act::SiLU: f(std::integral_constant<Act, Act::SiLU>{}); break;
-    default: TORCH_CHECK(false, "fastgan: the fused critic has no activation ", static_cast<int>(act));
+    case Act::Sigmoid: f(std::integral_constant<Act, Act::Sigmoid>{}); break;
+    case Act::ELU: f(std::integral_constant<Act, Act::ELU>{}); break;
+    case Act::GELU: f(std::integral_constant<Act, Act::GELU>{}); break;
+    case Act::Linear: f(std::integral_constant<Act, Act::Linear>{}); break;
+    default: TORCH_CHECK(false, "fastgan: unknown activation code ", static_cast<int>(act));
   }
 }
 

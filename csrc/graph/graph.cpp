@@ -60,14 +60,13 @@ struct Node {
 
 class Graph {
  public:
-  // The nodes of the records; the penalised rows are [row0, row0 + penalised) (none when
-  // penalised is 0).
-  Graph(at::IntArrayRef ints, at::ArrayRef<double> floats, Params& params, Pass& pass, int64_t penalised)
-      : pass_(pass), P_(penalised) {
+  // The nodes of the records; the penalised rows are the pass's.
+  Graph(at::IntArrayRef ints, at::ArrayRef<double> floats, Params& params, Pass& pass)
+      : pass_(pass), P_(pass.penalised) {
     TORCH_CHECK(!ints.empty() && ints.size() % kNodeInts == 0 && floats.size() * kNodeInts == ints.size() * kNodeFloats,
                 "fastgan: graph records: ", ints.size(), " ints and ", floats.size(), " floats");
     const int64_t n = static_cast<int64_t>(ints.size() / kNodeInts);
-    consumers_.assign(n + 1, 0);
+    readers_.assign(n + 1, {});
     for (int64_t i = 0; i < n; ++i) {
       NodeRecord r;
       r.index = i;
@@ -83,20 +82,18 @@ class Graph {
         if (v < 0) continue;
         TORCH_CHECK(v <= i, "fastgan: graph node ", i, " reads value ", v, ", which is not computed before it");
         node.inputs.push_back(v);
-        ++consumers_[v];
+        readers_[v].push_back(i);
       }
       TORCH_CHECK(!node.inputs.empty(), "fastgan: graph node ", i, " has no input");
       node.unit = kKinds[r.kind](r, params);
       any_second_order_ = any_second_order_ || node.unit->second_order();
       nodes_.push_back(std::move(node));
     }
-    // In-place activations and folded biases, where nothing else reads the value.
+    // Folded biases, where nothing else reads the value.
     for (int64_t i = 0; i < n; ++i) {
       Node& node = nodes_[i];
-      if (node.inputs.size() != 1 || consumers_[node.inputs[0]] != 1) continue;
-      const int64_t v = node.inputs[0];
-      Unit* producer = v > 0 ? nodes_[v - 1].unit.get() : nullptr;
-      if (producer == nullptr || !producer->reads_output()) node.unit->allow_in_place();
+      if (!sole_reader(i)) continue;
+      Unit* producer = node.inputs[0] > 0 ? nodes_[node.inputs[0] - 1].unit.get() : nullptr;
       if (producer != nullptr && node.unit->takes_folded_bias()) {
         const at::Tensor bias = producer->fold_bias();
         if (bias.defined()) node.unit->set_folded_bias(bias);
@@ -111,7 +108,7 @@ class Graph {
     order_.assign(n + 1, FeatureOrder());
     H_[0] = X;
     rows_ = X.size(0);
-    std::vector<int64_t> readers = consumers_;
+    std::vector<int64_t> readers = reader_counts();
     for (size_t i = 0; i < n; ++i) {
       const Node& node = nodes_[i];
       const Tensors x = values(H_, node.inputs);
@@ -120,6 +117,10 @@ class Graph {
         TORCH_CHECK(order_[v] == in_order, "fastgan: graph node ", i,
                     " reads features flattened in two orders (one from a channels-last batch)");
       }
+      // In place where nothing else reads the input, its producer included (which
+      // decided in its own forward whether it reads its output).
+      const int64_t v0 = node.inputs[0];
+      if (sole_reader(i) && (v0 == 0 || !nodes_[v0 - 1].unit->reads_output())) node.unit->allow_in_place();
       H_[i + 1] = node.unit->forward(pass_, x, in_order);
       order_[i + 1] = node.unit->output_order(x, H_[i + 1], in_order);
       for (int64_t v : node.inputs) {
@@ -199,7 +200,7 @@ class Graph {
   void tangent(const at::Tensor& u) {
     const size_t n = nodes_.size();
     std::vector<at::Tensor> T(n + 1);
-    std::vector<int64_t> readers = consumers_;
+    std::vector<int64_t> readers = reader_counts();
     Q_.assign(n, Tensors());
     T[0] = u;
     for (size_t i = 0; i < n; ++i) {
@@ -225,6 +226,7 @@ class Graph {
   // into the parameter gradients. Nothing to do without a second-order node.
   void second_order_gradients() {
     if (!any_second_order_) return;
+    pass_.hbar_pass = true;
     const size_t n = nodes_.size();
     const int64_t row0 = pass_.row0;
     std::vector<at::Tensor> hbar(n + 1);
@@ -271,14 +273,25 @@ class Graph {
     return out;
   }
 
+  // Whether node i has one input and is that value's only reader.
+  bool sole_reader(size_t i) const {
+    const Node& node = nodes_[i];
+    return node.inputs.size() == 1 && readers_[node.inputs[0]].size() == 1;
+  }
+
+  // How many nodes read each value.
+  std::vector<int64_t> reader_counts() const {
+    std::vector<int64_t> counts;
+    for (const std::vector<int64_t>& r : readers_) counts.push_back(static_cast<int64_t>(r.size()));
+    return counts;
+  }
+
   // Whether value v is read by nothing but the shape of it once the forward is done:
   // its consumers' signal rules do not read it, nor does a later pass or its producer.
   bool read_for_shape_only(size_t v) const {
     if (v == 0 || reads_forward(v) || nodes_[v - 1].unit->reads_output()) return false;
-    for (const Node& node : nodes_) {
-      for (int64_t w : node.inputs) {
-        if (static_cast<size_t>(w) == v && node.unit->signal_reads_input()) return false;
-      }
+    for (int64_t i : readers_[v]) {
+      if (nodes_[i].unit->signal_reads_input()) return false;
     }
     return true;
   }
@@ -319,15 +332,13 @@ class Graph {
   }
 
   // Whether a later pass reads value v's forward on the penalised rows: a consumer that
-  // reads its input, a producer that reads its output, and every value of a graph with
-  // second-order injections (the hbar pass).
+  // reads its input in the tangent, or in the hbar pass (where there is one) in its
+  // signal rules, or a producer that reads its output.
   bool reads_forward(size_t v) const {
-    if (any_second_order_) return true;
     if (v > 0 && nodes_[v - 1].unit->reads_output()) return true;
-    for (const Node& node : nodes_) {
-      for (int64_t w : node.inputs) {
-        if (static_cast<size_t>(w) == v && node.unit->reads_input()) return true;
-      }
+    for (int64_t i : readers_[v]) {
+      const Unit& unit = *nodes_[i].unit;
+      if (unit.reads_input() || (any_second_order_ && unit.signal_reads_input())) return true;
     }
     return false;
   }
@@ -336,7 +347,7 @@ class Graph {
   const int64_t P_;
   int64_t rows_ = 0;  // of every value in the forward
   std::vector<Node> nodes_;
-  std::vector<int64_t> consumers_;
+  std::vector<std::vector<int64_t>> readers_;  // the nodes reading each value
   bool any_second_order_ = false;
   at::Tensor penalised_seed_;
   std::vector<at::Tensor> H_, Hi_, Ei_;
@@ -382,9 +393,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_st
     at::lerp_out(x_hat, fake, real, eps->reshape(eshape).to(real.options()));
   }
   std::vector<at::Tensor> grads(params.size());
-  graph::Pass pass(grads, triton, row0);
+  graph::Pass pass(grads, triton, row0, P);
   graph::Params taker(params, X);
-  graph::Graph g(ints, floats, taker, pass, P);
+  graph::Graph g(ints, floats, taker, pass);
   TORCH_CHECK(taker.taken() == params.size(), "fastgan: the graph takes ", taker.taken(), " parameters, got ",
               params.size());
   g.forward(X);

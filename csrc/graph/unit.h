@@ -58,7 +58,8 @@ class Params {
 // What every unit shares within one step.
 class Pass {
  public:
-  Pass(std::vector<at::Tensor>& grads, bool triton, int64_t row0) : grads_(grads), triton(triton), row0(row0) {}
+  Pass(std::vector<at::Tensor>& grads, bool triton, int64_t row0, int64_t penalised)
+      : grads_(grads), triton(triton), row0(row0), penalised(penalised) {}
 
   // grad of parameter `index` += g, given in memory `order` (its last dimensions the
   // features, `lead` dimensions in front) and stored in the parameter's own order.
@@ -74,7 +75,10 @@ class Pass {
 
  public:
   const bool triton;
-  const int64_t row0;  // the first penalised row (the rows of Hi, Ei, tangents and hbar)
+  const int64_t row0;       // the first penalised row (the rows of Hi, Ei, tangents and hbar)
+  const int64_t penalised;  // how many rows are penalised (0: none)
+  // Whether input_gradient runs the hbar pass (else the signal pass).
+  bool hbar_pass = false;
 };
 
 // One node kind. The methods run in the order of the passes; the row ranges they see:
@@ -119,7 +123,8 @@ class Unit {
   // after the forward).
   virtual bool signal_reads_input() const { return true; }
 
-  // What the passes after the signal read, so that the rest is freed behind it.
+  // What the passes after the signal read, so that the rest is freed behind it (known
+  // once the unit's forward has run).
   virtual bool reads_input() const { return false; }   // its inputs' forward (penalised rows)
   virtual bool reads_output() const { return false; }  // its output's forward
   virtual bool reads_signal() const { return false; }  // its output's signal (tbar)
@@ -127,8 +132,8 @@ class Unit {
   // Its input gradient on the batch's every row (its parameter gradients need them).
   virtual bool needs_every_input_row() const { return false; }
 
-  // The forward may write over its input (the orchestration allows it when nothing
-  // else reads that input).
+  // The forward may write over its input (the orchestration allows it, before the
+  // forward, when nothing else reads that input, its producer included).
   virtual void allow_in_place() {}
   // A weighted node whose one consumer is an activation without a bias hands its bias
   // to that activation's kernel (one pass over the rows instead of two).
