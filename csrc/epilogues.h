@@ -1,5 +1,7 @@
-// The fused elementwise epilogues that follow each GEMM of the critic, with one
-// implementation per device (csrc/cpu, csrc/cuda) and a device-generic entry point.
+// The elementwise epilogues of the graph step (csrc/graph): the forward and gradient of
+// an activation that saves its derivatives (act.cpp, on 2-D values), and the penalty on
+// the input gradients; one implementation per device (csrc/cpu, csrc/cuda) and a
+// device-generic entry point.
 // All matrices are contiguous row-major (rows, cols); row slices of such matrices are
 // accepted (they are contiguous too).
 #pragma once
@@ -28,18 +30,14 @@ struct BiasActForward {
 };
 
 // Gradient epilogue:
-//   out = s'(saved) * e  (+ add)
+//   out = s'(saved) * e
 //   coef[i - coef_row0] *= e   for rows i >= coef_row0 (when coef is defined)
-// where e is the matrix `e`, or the rank-1 signal seed[i] * w[j] when `seed` is
-// defined, and s' is recovered from `saved` by derivative_from_saved(). `out` may alias
-// `e` or `saved` element for element.
+// where s' is recovered from `saved` by derivative_from_saved(). `out` may alias `e` or
+// `saved` element for element.
 struct ActGrad {
   at::Tensor out;
   at::Tensor saved;
   at::Tensor e;
-  at::Tensor seed;
-  at::Tensor w;
-  at::Tensor add;
   at::Tensor coef;
   int64_t coef_row0 = 0;
 };
@@ -80,15 +78,8 @@ inline void check_args(const ActGrad& a) {
   check_operand(a.out, "out", a.out, cols);
   check_operand(a.saved, "saved", a.out, cols);
   check_operand(a.e, "e", a.out, cols);
-  check_operand(a.w, "w", a.out, cols);
-  check_operand(a.add, "add", a.out, cols);
   check_operand(a.coef, "coef", a.out, cols);
-  TORCH_CHECK(a.e.defined() != a.seed.defined(), "fastgan epilogue: give e or seed, not both");
-  if (a.seed.defined()) {
-    TORCH_CHECK(a.w.defined() && a.seed.numel() == rows && a.seed.is_contiguous() &&
-                    a.seed.device() == a.out.device() && a.seed.scalar_type() == a.out.scalar_type(),
-                "fastgan epilogue: seed must be a contiguous (rows,) vector like out, with w");
-  }
+  TORCH_CHECK(a.e.defined() && a.e.size(0) == rows && a.saved.size(0) == rows, "fastgan epilogue: e and saved rows");
   TORCH_CHECK(!a.coef.defined() || a.coef.size(0) == rows - a.coef_row0, "fastgan epilogue: coef rows");
 }
 

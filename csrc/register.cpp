@@ -5,20 +5,11 @@
 #include <torch/library.h>
 
 #include "bias_act.h"
-#include "critic.h"
 #include "graph/graph.h"
 #include "optim.h"
 #include "penalty.h"
 
 TORCH_LIBRARY(fastgan, m) {
-  m.def("mlp_forward(Tensor x, Tensor[] params, str act, float alpha) -> (Tensor, Tensor[])");
-  m.def(
-      "mlp_backward(Tensor grad_out, Tensor x, Tensor[] params, Tensor[] saved, str act, "
-      "float alpha, bool input_grad, bool param_grads) -> Tensor[]");
-  m.def(
-      "critic_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, str act, "
-      "float alpha, float lam, float center, bool one_sided, bool param_grads) "
-      "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def(
       "graph_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, int[] ints, float[] floats, "
       "int loss, float lam, float lam2, float center, bool one_sided, bool param_grads, bool triton) "
@@ -43,9 +34,6 @@ namespace {
 // The ops' kernels are device-generic (they dispatch their epilogues per device), so
 // the CPU and CUDA keys register the same functions.
 void register_kernels(torch::Library& m) {
-  m.impl("mlp_forward", &fastgan::mlp_forward);
-  m.impl("mlp_backward", &fastgan::mlp_backward);
-  m.impl("critic_step", &fastgan::critic_step);
   m.impl("graph_step", &fastgan::graph_step);
   m.impl("row_penalty", &fastgan::row_penalty);
   m.impl("clip_", &fastgan::clip_);
@@ -56,7 +44,7 @@ void register_kernels(torch::Library& m) {
 }
 
 // The Autograd kernel of the ops that have no derivative of their own: the fused critic
-// (differentiable through fastgan.FusedMLPCritic's Functions, which call these ops with
+// step (whose gradients fastgan's critics hand to autograd themselves, calling it with
 // autograd off) and the in-place optimiser ops. Called with grad mode on and an input
 // that requires grad, they raise instead of handing back outputs whose gradient would
 // be silently missing; otherwise they run the kernel below autograd.
@@ -75,7 +63,7 @@ void refuse_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, to
     for (const c10::IValue& v : torch::jit::last(*stack, n)) {
       TORCH_CHECK(!requires_grad(v), op.schema().name(),
                   " has no autograd formula: call it under torch.no_grad() or on detached tensors, "
-                  "or use the differentiable fastgan API (fastgan.FusedMLPCritic, fastgan.ops.clip_, "
+                  "or use the differentiable fastgan API (fastgan.FusedCritic, fastgan.ops.clip_, "
                   "fastgan.ClippedRMSprop)");
     }
   }
@@ -85,7 +73,7 @@ void refuse_autograd(const c10::OperatorHandle& op, c10::DispatchKeySet keys, to
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, Autograd, m) {
-  for (const char* name : {"mlp_forward", "mlp_backward", "critic_step", "graph_step", "clip_", "clipped_rmsprop_"}) {
+  for (const char* name : {"graph_step", "clip_", "clipped_rmsprop_"}) {
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<&refuse_autograd>());
   }
 }

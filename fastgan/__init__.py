@@ -33,7 +33,7 @@ from fastgan._extension import ExtensionNotBuiltError
 # alone) does not load the modules above them (nn, the trainer).
 _LAZY = {
     "doctor": "fastgan.verify", "FusedCritic": "fastgan.nn", "FusedMLPCritic": "fastgan.nn",
-    "CriticLoss": "fastgan.ops.critic", "ClippedRMSprop": "fastgan.optim", "dragan_penalty": "fastgan.penalties",
+    "CriticLoss": "fastgan.ops.graph", "ClippedRMSprop": "fastgan.optim", "dragan_penalty": "fastgan.penalties",
     "gradient_penalty": "fastgan.penalties", "r1_penalty": "fastgan.penalties", "ConfigError": "fastgan.trainer",
     "ConfigTypeError": "fastgan.trainer", "TrainConfig": "fastgan.trainer", "Trainer": "fastgan.trainer",
 }

@@ -50,6 +50,11 @@ def check_features(t: torch.Tensor, name: str, features: int) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dim() != 2 or t.shape[1] != features:
         raise ValueError(f"{name} must have shape (batch, {features}), got {tuple(t.shape)}")
+    check_dtype(t, name)
+
+
+def check_dtype(t: torch.Tensor, name: str) -> None:
+    """``t`` has a floating dtype the kernels support on its device."""
     allowed = CUDA_DTYPES if t.is_cuda else CPU_DTYPES
     if t.dtype not in allowed:
         raise TypeError(f"{name} has dtype {t.dtype}; supported on {t.device.type}: "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-OPS = ("mlp_forward", "mlp_backward", "critic_step", "graph_step", "row_penalty", "clip_", "clipped_rmsprop_",
+OPS = ("graph_step", "row_penalty", "clip_", "clipped_rmsprop_",
        "bias_act", "bias_act_grad", "bias_act_grad2")
 
 

@@ -63,7 +63,7 @@ def unavailable_reason(name: str) -> str | None:
     if error is not None:
         return error
     if name == "cuda":
-        if not _extension.has_kernel("critic_step", "CUDA"):
+        if not _extension.has_kernel("graph_step", "CUDA"):
             return "fastgan._C was built without CUDA kernels (rebuild with a CUDA toolkit)"
         if not torch.cuda.is_available():
             return "no CUDA GPU is visible to torch"

@@ -8,26 +8,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastgan import activations
+from fastgan import _checks, activations
 from fastgan.activations import DEFAULT_ALPHA
 from fastgan.ops import graph as G
 from fastgan.ops.bias_act import bias_act
-from fastgan.ops.critic import ACTIVATIONS, CriticLoss, critic_loss, mlp_critic
+from fastgan.ops.critic import ACTIVATIONS, MLPGraph
+from fastgan.ops.graph import CriticLoss
 from fastgan.ops.trace import TracedCritic, traced
 
 Tensor = torch.Tensor
 
 
 def _activation_module(activation: str, negative_slope: float) -> nn.Module:
-    """The torch module of one of the MLP engine's activations."""
+    """The torch module of one of FusedMLPCritic's activations."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; expected one of {', '.join(ACTIVATIONS)}")
     return activations.module(activation, negative_slope if activation == "lrelu" else None)
 
 
 def _activation_name(module: nn.Module) -> tuple[str, float]:
-    """The MLP engine's name and slope of a torch activation module (the graph's table,
-    restricted to the MLP engine's five)."""
+    """FusedMLPCritic's name and slope of a torch activation module (the graph's table,
+    restricted to FusedMLPCritic's five)."""
     found = activations.of_module(module)
     if found is None or found[0] not in ACTIVATIONS:
         raise ValueError(f"FusedMLPCritic supports ReLU, LeakyReLU, Tanh, Softplus() and SiLU "
@@ -48,13 +49,59 @@ def _sequential_layers(seq, caller: str) -> list[nn.Module]:
     raise TypeError(f"{caller} expects an nn.Sequential, got {type(seq).__name__}{hint}")
 
 
-class FusedMLPCritic(nn.Sequential):
-    """An MLP critic ``in_features -> hidden_features... -> 1`` with fused kernels.
+class GraphCritic:
+    """The fused losses of a critic traced as a graph (:mod:`fastgan.ops.trace`): each
+    computes the loss and every parameter gradient in one pass, with no
+    ``create_graph``; ``loss.backward()`` accumulates the gradients into ``.grad``.
+    Subclasses name the module to trace by :meth:`graph_module` (themselves by default)."""
+
+    def graph_module(self) -> nn.Module:
+        return self
+
+    def traced(self) -> TracedCritic:
+        """The traced graph of :meth:`graph_module` (traced once)."""
+        return traced(self.graph_module())
+
+    def check_batches(self, real: Tensor, fake: Tensor) -> None:
+        """The checks of the losses' batches particular to this critic (none here)."""
+
+    def _loss(self, real: Tensor, fake: Tensor, **kwargs) -> CriticLoss:
+        self.check_batches(real, fake)
+        return self.traced().loss(real, fake, **kwargs)
+
+    def wgan_gp_loss(self, real: Tensor, fake: Tensor, lam: float = 10.0, eps: Tensor | None = None,
+                     center: float = 1.0, one_sided: bool = False) -> CriticLoss:
+        """The WGAN-GP critic loss (Gulrajani et al. 2017), fused:
+        ``mean D(fake) - mean D(real) + lam * mean phi(||grad D(x^)||)`` with
+        ``x^ = eps real + (1 - eps) fake`` (``eps`` one per sample, drawn when omitted) and
+        ``phi(n) = (n - center)^2``, or ``max(0, n - center)^2`` when ``one_sided``."""
+        return self._loss(real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center, one_sided=one_sided)
+
+    def wgan_loss(self, real: Tensor, fake: Tensor) -> CriticLoss:
+        """The WGAN critic loss ``mean D(fake) - mean D(real)`` (for weight clipping), fused."""
+        return self._loss(real, fake, loss="wgan")
+
+    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0, r2_gamma: float = 0.0) -> CriticLoss:
+        """The non-saturating logistic loss with the R1 penalty on the reals (the StyleGAN
+        recipe), fused: ``mean softplus(D(fake)) + mean softplus(-D(real)) +
+        gamma / 2 * mean ||grad D(real)||^2``, plus R2, ``r2_gamma / 2 * mean
+        ||grad D(fake)||^2`` (R3GAN's R1 + R2). ``penalty`` is the mean squared norm (the
+        sum of the two means with R2)."""
+        gamma, r2_gamma = float(gamma), float(r2_gamma)
+        for name, value in (("gamma", gamma), ("r2_gamma", r2_gamma)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        return self._loss(real, fake, loss="r1", lam=gamma / 2, lam2=r2_gamma / 2)
+
+
+class FusedMLPCritic(GraphCritic, nn.Sequential):
+    """An MLP critic ``in_features -> hidden_features... -> 1`` with the fused step.
 
     It is an ``nn.Sequential(Linear, act, ..., Linear(h, 1))``: same modules, same
-    parameter names and ``state_dict``, same initialisation. Its ``forward`` runs the
-    fused forward (differentiable twice), and :meth:`wgan_gp_loss` / :meth:`wgan_loss`
-    run a whole critic step, gradients included, in one fused pass.
+    parameter names and ``state_dict``, same initialisation, and its ``forward`` is the
+    Sequential's (differentiable twice). :meth:`wgan_gp_loss`, :meth:`wgan_loss` and
+    :meth:`r1_loss` run a whole critic step, gradients included, in one fused pass of
+    the graph engine.
 
     Args:
         in_features: width of the critic's input.
@@ -84,37 +131,33 @@ class FusedMLPCritic(nn.Sequential):
         self.activation = activation
         self.negative_slope = float(negative_slope)
 
-    @property
-    def _alpha(self) -> float:
-        return self.negative_slope if self.activation == "lrelu" else 0.0
+    def traced(self) -> MLPGraph:
+        """This critic's graph, known from its layers without tracing, so that
+        ``torch.compile`` runs its fused step from the first call."""
+        return MLPGraph(self.parameters(), self.activation, self.negative_slope, self)
 
-    def _params(self) -> list[Tensor]:
-        return list(self.parameters())
+    def graph_module(self) -> nn.Module:
+        """A plain Sequential of this critic's own layers (no copies), kept while they
+        stay the same modules: what :func:`fastgan.ops.fused_critic_loss` traces."""
+        layers = tuple(self)
+        held = self.__dict__.get("_graph_sequential")
+        if held is None or len(held) != len(layers) or any(a is not b for a, b in zip(held, layers)):
+            held = nn.Sequential(*layers)
+            self.__dict__["_graph_sequential"] = held  # not a child: its layers are this module's
+        return held
+
+    def check_batches(self, real: Tensor, fake: Tensor) -> None:
+        """Each batch is a ``(B, in_features)`` matrix of a supported dtype."""
+        for name, t in (("real", real), ("fake", fake)):
+            _checks.check_features(t, name, self.in_features)
 
     def forward(self, x: Tensor) -> Tensor:
         """D(x) of shape ``(..., 1)`` for ``x`` of shape ``(..., in_features)``."""
-        if x.dim() < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"x must have shape (..., {self.in_features}), got {tuple(x.shape)}")
-        lead = x.shape[:-1]
-        out = mlp_critic(x.reshape(-1, self.in_features), self._params(), self.activation, self._alpha)
-        return out.reshape(*lead, 1)
-
-    def wgan_gp_loss(self, real: Tensor, fake: Tensor, lam: float = 10.0, eps: Tensor | None = None,
-                     center: float = 1.0, one_sided: bool = False) -> CriticLoss:
-        """The WGAN-GP critic loss (Gulrajani et al. 2017), fused.
-
-        ``loss = mean D(fake) - mean D(real) + lam * mean phi(||grad D(x^)||)``, with
-        ``x^ = eps real + (1 - eps) fake`` and ``phi(n) = (n - center)^2``, or
-        ``max(0, n - center)^2`` when ``one_sided``. ``real`` and ``fake`` are
-        ``(B, in_features)`` and must not require grad. ``loss.backward()``
-        accumulates the exact gradients into the parameters' ``.grad``.
-        """
-        return critic_loss(real, fake, self._params(), self.activation, self._alpha, penalty=True,
-                           lam=lam, eps=eps, center=center, one_sided=one_sided)
-
-    def wgan_loss(self, real: Tensor, fake: Tensor) -> CriticLoss:
-        """The WGAN critic loss ``mean D(fake) - mean D(real)`` (for weight clipping), fused."""
-        return critic_loss(real, fake, self._params(), self.activation, self._alpha, penalty=False)
+        if not isinstance(x, Tensor) or x.dim() < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have shape (..., {self.in_features}), got {tuple(getattr(x, 'shape', ()))}")
+        if not x.is_floating_point():
+            raise TypeError(f"x has dtype {x.dtype}; the critic takes floating-point inputs")
+        return super().forward(x)
 
     @classmethod
     def from_sequential(cls, seq: nn.Sequential) -> "FusedMLPCritic":
@@ -149,44 +192,6 @@ class FusedMLPCritic(nn.Sequential):
 
     def extra_repr(self) -> str:
         return f"activation={self.activation!r}"
-
-
-class GraphCritic:
-    """The fused losses of a critic traced as a graph (:mod:`fastgan.ops.trace`): each
-    computes the loss and every parameter gradient in one pass, with no
-    ``create_graph``; ``loss.backward()`` accumulates the gradients into ``.grad``.
-    Subclasses name the module to trace by :meth:`graph_module` (themselves by default)."""
-
-    def graph_module(self) -> nn.Module:
-        return self
-
-    def traced(self) -> TracedCritic:
-        """The traced graph of :meth:`graph_module` (traced once)."""
-        return traced(self.graph_module())
-
-    def wgan_gp_loss(self, real: Tensor, fake: Tensor, lam: float = 10.0, eps: Tensor | None = None,
-                     center: float = 1.0, one_sided: bool = False) -> CriticLoss:
-        """The WGAN-GP critic loss (Gulrajani et al. 2017), fused:
-        ``mean D(fake) - mean D(real) + lam * mean phi(||grad D(x^)||)`` with
-        ``x^ = eps real + (1 - eps) fake`` (``eps`` one per sample, drawn when omitted) and
-        ``phi(n) = (n - center)^2``, or ``max(0, n - center)^2`` when ``one_sided``."""
-        return self.traced().loss(real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center, one_sided=one_sided)
-
-    def wgan_loss(self, real: Tensor, fake: Tensor) -> CriticLoss:
-        """The WGAN critic loss ``mean D(fake) - mean D(real)`` (for weight clipping), fused."""
-        return self.traced().loss(real, fake, loss="wgan")
-
-    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0, r2_gamma: float = 0.0) -> CriticLoss:
-        """The non-saturating logistic loss with the R1 penalty on the reals (the StyleGAN
-        recipe), fused: ``mean softplus(D(fake)) + mean softplus(-D(real)) +
-        gamma / 2 * mean ||grad D(real)||^2``, plus R2, ``r2_gamma / 2 * mean
-        ||grad D(fake)||^2`` (R3GAN's R1 + R2). ``penalty`` is the mean squared norm (the
-        sum of the two means with R2)."""
-        gamma, r2_gamma = float(gamma), float(r2_gamma)
-        for name, value in (("gamma", gamma), ("r2_gamma", r2_gamma)):
-            if not value >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        return self.traced().loss(real, fake, loss="r1", lam=gamma / 2, lam2=r2_gamma / 2)
 
 
 class FusedCritic(GraphCritic, nn.Module):

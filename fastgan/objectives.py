@@ -136,14 +136,13 @@ class CriticObjective(torch.nn.Module):
         loss, w, penalty = step(real, fake, eps=eps, lam=10.0)
         loss.backward()                    # gradients averaged over the ranks by DDP
 
-    A :class:`~fastgan.FusedMLPCritic`, a graph critic (:class:`~fastgan.FusedCritic`,
-    :class:`~fastgan.nn.DCGANCritic`) or any critic module the fused step can trace
-    (:mod:`fastgan.ops.trace`) takes its fused step (no double backward at all) unless
-    ``fused=False``; any other
-    critic takes its two forwards and :func:`fastgan.gradient_penalty` with ``method``
+    fastgan's critics (:class:`~fastgan.FusedMLPCritic`, :class:`~fastgan.FusedCritic`,
+    :class:`~fastgan.nn.DCGANCritic`) and any critic module the fused step can trace
+    (:mod:`fastgan.ops.trace`) take its fused step (no double backward at all) unless
+    ``fused=False``; any other critic takes its two forwards and :func:`fastgan.gradient_penalty` with ``method``
     (``"jvp"`` under DDP, which cannot run a double backward). The GAN
     objectives add ``sigma``'s instance noise; ``nsgan-r1`` adds R1 with ``gamma = lam``
-    (fused in the chain critics' ``r1_loss``). Half-precision critic outputs are made
+    (fused in the graph critics' ``r1_loss``). Half-precision critic outputs are made
     float32 before the losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
     """
 
@@ -158,7 +157,6 @@ class CriticObjective(torch.nn.Module):
 
     def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
                 sigma: float = 0.0):
-        from fastgan.nn import FusedMLPCritic
         from fastgan.penalties import gradient_penalty, r1_penalty
         from fastgan.profiling import span
 
@@ -178,9 +176,6 @@ class CriticObjective(torch.nn.Module):
             d_real = loss_precision(critic(instance_noise(real, sigma)))
             d_fake = loss_precision(critic(instance_noise(fake, sigma)))
             return critic_gan_loss(d_real, d_fake), (d_real.mean() - d_fake.mean()).detach(), None
-        if self.fused and isinstance(critic, FusedMLPCritic):  # one fused pass, penalty included
-            out = critic.wgan_gp_loss(real, fake, lam=lam, eps=eps) if lam else critic.wgan_loss(real, fake)
-            return out.loss, out.wasserstein, out.penalty if lam else None
         if graph is not None:
             out = graph.loss(real, fake, loss="wgan-gp" if lam else "wgan", lam=lam, eps=eps)
             return out.loss, out.wasserstein, out.penalty if lam else None
@@ -201,24 +196,20 @@ class CriticObjective(torch.nn.Module):
             return f"critic step: {name}'s two forwards with autograd ({self.objective} has no penalty to fuse)"
         if self.graph is not None:
             return f"critic step: fused, {name} traced as a graph of {self.graph.nodes} nodes"
-        if self.drop_in_reason is None:
-            return f"critic step: fused, {name}'s MLP engine"
         penalty = "r1_penalty" if self.objective == "nsgan-r1" else "gradient_penalty"
         return (f"critic step: drop-in, {name}'s forward and fastgan.{penalty} (method {self.method}), because "
                 f"{self.drop_in_reason}")
 
     def _fused_graph(self):
         """The traced graph of the fused step for this critic and None, or None and why
-        the critic takes the drop-in path: with ``fused=False``, for a FusedMLPCritic
-        (its own engine), and for a module the fused step cannot run."""
-        from fastgan.nn import FusedMLPCritic, GraphCritic
+        the critic takes the drop-in path: with ``fused=False``, and for a module the
+        fused step cannot run."""
+        from fastgan.nn import GraphCritic
         from fastgan.ops.graph import UnsupportedLayer
         from fastgan.ops.trace import traced
 
         if not self.fused:
             return None, "fused=False"
-        if isinstance(self.critic, FusedMLPCritic):
-            return None, (None if self.objective != "nsgan-r1" else "the MLP engine runs WGAN and WGAN-GP only")
         if isinstance(self.critic, GraphCritic):
             return self.critic.traced(), None
         try:

@@ -91,35 +91,6 @@ def mlp_forward(x: Tensor, params: Sequence[Tensor], act: str, alpha: float) -> 
     return F.linear(h, w_out, b_out)
 
 
-def _forward_with_preactivations(x, params, act, alpha):
-    s = ACTIVATIONS[act]
-    hidden, _ = split_params(params)
-    hs, pre = [x], []
-    for W, b in hidden:
-        pre.append(F.linear(hs[-1], W, b))
-        hs.append(s.fn(pre[-1], alpha))
-    return hs, pre
-
-
-def mlp_backward(grad_out: Tensor, x: Tensor, params: Sequence[Tensor], act: str, alpha: float):
-    """The vector-Jacobian product of :func:`mlp_forward`, by explicit back-propagation.
-
-    Returns ``(grad_x, [grad of each parameter])``. Built from differentiable torch
-    ops, so autograd can differentiate it once more (the forward's second order).
-    """
-    s = ACTIVATIONS[act]
-    hidden, (w_out, _) = split_params(params)
-    hs, pre = _forward_with_preactivations(x, params, act, alpha)
-    seed = grad_out.reshape(-1, 1)
-    grads = [seed.t() @ hs[-1], seed.sum(0)]
-    signal = seed @ w_out
-    for l in range(len(hidden) - 1, -1, -1):
-        delta = s.d1(pre[l], alpha) * signal
-        grads = [delta.t() @ hs[l], delta.sum(0)] + grads
-        signal = delta @ hidden[l][0]
-    return signal, grads
-
-
 class StepResult(NamedTuple):
     """Loss, W estimate, penalty (mean phi, before lam) and parameter gradients."""
 
@@ -135,82 +106,6 @@ def penalty_phi(n: Tensor, center: float, one_sided: bool):
     if one_sided:
         d = d.clamp(min=0)
     return d * d, 2 * d
-
-
-def critic_step(real, fake, eps, params, act, alpha, lam=10.0, center=1.0, one_sided=False,
-                param_grads=True) -> StepResult:
-    """The WGAN(-GP) critic step of fused-gp-math.md, without autograd, unfused.
-
-    ``eps`` (B,) gives the WGAN-GP loss; ``eps=None`` the plain WGAN loss.
-    """
-    s = ACTIVATIONS[act]
-    hidden, (w_out, b_out) = split_params(params)
-    B = real.shape[0]
-    gp = eps is not None
-    batches = [real, fake]
-    if gp:
-        e = eps.reshape(B, 1).to(real.dtype)
-        batches.append(e * real + (1 - e) * fake)
-    X = torch.cat(batches)
-    # Step 1: one stacked forward.
-    hs, pre = _forward_with_preactivations(X, params, act, alpha)
-    D = F.linear(hs[-1], w_out, b_out).reshape(-1)
-    wasserstein = D[:B].mean() - D[B:2 * B].mean()
-    penalty = torch.zeros((), dtype=X.dtype, device=X.device)
-    # Step 2: one stacked backward with three seeds.
-    seed = torch.cat([X.new_full((B,), -1.0 / B), X.new_full((B,), 1.0 / B)]
-                     + ([X.new_ones(B)] if gp else []))
-    signals, deltas = [None] * len(hidden), [None] * len(hidden)
-    signal = seed[:, None] @ w_out
-    for l in range(len(hidden) - 1, -1, -1):
-        signals[l] = signal
-        deltas[l] = s.d1(pre[l], alpha) * signal
-        signal = deltas[l] @ hidden[l][0]
-    interp = slice(2 * B, 3 * B)
-    if gp:
-        # Step 3: the penalty and u = dPenalty/dg.
-        g = signal[interp]
-        n = g.norm(dim=1)
-        phi, dphi = penalty_phi(n, center, one_sided)
-        penalty = phi.mean()
-        scale = torch.where(n > 0, dphi / torch.where(n > 0, n, torch.ones_like(n)), torch.zeros_like(n))
-        u = (lam / B) * scale[:, None] * g
-    loss = lam * penalty - wasserstein
-    if not param_grads:
-        return StepResult(loss, wasserstein, penalty, [])
-
-    grad_W = [torch.zeros_like(W) for W, _ in hidden]
-    grad_b = [torch.zeros_like(b) for _, b in hidden]
-    grad_w_out = torch.zeros_like(w_out)
-    abar = [None] * len(hidden)
-    if gp:
-        # Step 4: the adjoint of the backward chain, interpolate rows only.
-        dbar = u @ hidden[0][0].t()
-        grad_W[0] += deltas[0][interp].t() @ u
-        for l in range(len(hidden)):
-            ebar = s.d1(pre[l][interp], alpha) * dbar
-            abar[l] = s.d2(pre[l][interp], alpha) * signals[l][interp] * dbar
-            if l + 1 < len(hidden):
-                grad_W[l + 1] += deltas[l + 1][interp].t() @ ebar
-                dbar = ebar @ hidden[l + 1][0].t()
-            else:
-                grad_w_out += ebar.sum(0, keepdim=True)
-    # Step 5: the ordinary backward, with abar injected on the interpolate rows.
-    G = seed.clone()
-    if gp:
-        G[interp] = 0
-    grad_w_out += G[None, :] @ hs[-1]
-    grad_b_out = G.sum(0, keepdim=True)
-    gh = G[:, None] @ w_out
-    for l in range(len(hidden) - 1, -1, -1):
-        ga = s.d1(pre[l], alpha) * gh
-        if gp:
-            ga = torch.cat([ga[:2 * B], ga[interp] + abar[l]])
-        grad_W[l] += ga.t() @ hs[l]
-        grad_b[l] += ga.sum(0)
-        gh = ga @ hidden[l][0]
-    grads = [t for pair in zip(grad_W, grad_b) for t in pair] + [grad_w_out, grad_b_out]
-    return StepResult(loss, wasserstein, penalty, grads)
 
 
 def row_penalty(g: Tensor, center: float = 1.0, one_sided: bool = False) -> Tensor:
@@ -272,8 +167,8 @@ def chain_loss(critic: Callable[[Tensor], Tensor], real, fake, loss="wgan-gp", l
 
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "StepResult", "chain_loss", "critic_step",
-    "eager_wgan_gp_loss", "mlp_backward", "mlp_forward", "penalty_phi", "row_penalty",
+    "ACTIVATIONS", "Activation", "StepResult", "chain_loss",
+    "eager_wgan_gp_loss", "mlp_forward", "penalty_phi", "row_penalty",
     "split_params",
 ]
 

@@ -22,7 +22,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from fastgan import _checks, checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
 from fastgan import run_folder
 from fastgan.board import Board
-from fastgan.nn import FusedMLPCritic
 from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
@@ -220,8 +219,9 @@ class Trainer:
     checkpointed run bit for bit (given the same networks and data, when they were the
     user's).
 
-    With a :class:`~fastgan.FusedMLPCritic` critic the WGAN(-GP) critic step is the fused
-    one; any other critic gets :func:`fastgan.gradient_penalty`. The generator takes
+    A critic the fused step runs (fastgan's, or any module it can trace) takes the fused
+    critic step; any other critic gets :func:`fastgan.gradient_penalty` (the run's first
+    line says which, and why). The generator takes
     ``(B, latent_dim)`` codes: ``cfg.latent_dim``, or the generator's ``latent_dim``
     attribute. The networks are moved to the run's device and dtype. Every draw of
     randomness goes through :meth:`sample_real`, :meth:`sample_latent` and

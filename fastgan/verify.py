@@ -39,10 +39,10 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _max_error(backend: str, device: torch.device, dtype: torch.dtype) -> float:
-    """Largest relative error of a small step and forward/backward against float64 eager."""
+    """Largest relative error of small fused steps (an MLP and a conv critic) against float64 eager."""
     from torch import nn
 
-    from fastgan.ops.critic import critic_loss, mlp_critic
+    from fastgan.ops.critic import critic_loss
 
     errors = []
     gen = torch.Generator().manual_seed(0)
@@ -54,7 +54,6 @@ def _max_error(backend: str, device: torch.device, dtype: torch.dtype) -> float:
         real = torch.randn(8, 5, generator=gen, dtype=torch.float64)
         fake = torch.randn(8, 5, generator=gen, dtype=torch.float64) + 0.5
         eps = torch.rand(8, generator=gen, dtype=torch.float64)
-        x = torch.randn(6, 5, generator=gen, dtype=torch.float64)
 
         results = []
         for ps, backend_name, cast in ((oracle, "eager", lambda t: t),
@@ -62,9 +61,7 @@ def _max_error(backend: str, device: torch.device, dtype: torch.dtype) -> float:
             with backends.use_backend(backend_name):
                 out = critic_loss(cast(real), cast(fake), ps, activation, alpha, lam=10.0, eps=cast(eps))
                 step_grads = torch.autograd.grad(out.loss, ps)
-                xin = cast(x).detach().requires_grad_(True)
-                grads = torch.autograd.grad(mlp_critic(xin, ps, activation, alpha).square().sum(), [xin, *ps])
-                results.append([out.loss, out.wasserstein, out.penalty, *step_grads, *grads])
+                results.append([out.loss, out.wasserstein, out.penalty, *step_grads])
         errors += [_rel(a, b) for a, b in zip(results[1], results[0]) if b.abs().max() > 0]
     return max(errors + _chain_errors(backend, device, dtype, gen))
 

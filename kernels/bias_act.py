@@ -6,7 +6,8 @@ import torch
 import triton
 import triton.language as tl
 
-from fastgan.kernels.critic import ACT_CODES, LAUNCHES, _activation, _derivative_from_saved
+from fastgan.kernels import LAUNCHES
+from fastgan.kernels.activation import ACT_CODES, _activation, _derivative_from_saved
 
 BLOCK = 1024
 

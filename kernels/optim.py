@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from fastgan.kernels.critic import LAUNCHES
+from fastgan.kernels import LAUNCHES
 
 BLOCK = 1024
 # The RMSprop kernels read their hyperparameters from a tensor laid out as

@@ -26,6 +26,8 @@ from fastgan import reference  # noqa: E402
 # extension: it must be built, so that a missing extension fails the suite instead of
 # skipping it; `triton` runs through the interpreter on the CPU.
 BACKENDS = ["cpu", "eager", "triton"] if DEVICE == "cpu" else ["cuda", "eager", "triton"]
+#: The backends that run the fused step (eager builds the loss with autograd instead).
+FUSED_BACKENDS = [b for b in BACKENDS if b != "eager"]
 
 
 #: Packages that `make gpu-check` found missing on its machine (bench/gpu_check.sh sets

@@ -22,9 +22,10 @@ def test_the_cpp_codes_are_the_tables():
 
 
 def test_the_kernels_read_the_table():
-    from fastgan.kernels.critic import ACT_CODES as KERNEL_CODES
+    from fastgan.kernels import activation as kernels
 
-    assert KERNEL_CODES == activations.CODES
+    assert kernels.ACT_CODES == activations.CODES
+    assert {name: getattr(kernels, name.upper()) for name in activations.CODES} == activations.CODES
 
 
 @pytest.mark.skipif(_extension.load_error() is not None, reason="the extension is checked by test_extension")

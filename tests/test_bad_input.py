@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import fastgan
-from fastgan.ops import critic_loss, mlp_critic
+from fastgan.ops import critic_loss
+from fastgan.ops.critic import mlp_spec
 
 from conftest import make_critic
 
@@ -137,13 +138,18 @@ def test_from_sequential_rejects_other_shapes():
 def test_bad_param_list(backend):
     x = torch.randn(3, 2)
     with pytest.raises(ValueError, match="at least one hidden layer"):
-        mlp_critic(x, [torch.randn(1, 2), torch.randn(1)])
+        critic_loss(x, x, [torch.randn(1, 2), torch.randn(1)])
+    with pytest.raises(ValueError, match=r"parameter 2 \(a weight\) must be \(1, 4\), got \(1, 5\)"):
+        critic_loss(x, x, [torch.randn(4, 2), torch.randn(4), torch.randn(1, 5), torch.randn(1)])
 
 
 def test_extension_checks_shapes_itself():
     # The C++ op validates too, for callers that go around the Python layer.
     critic = make_critic(3, (6, 5), "lrelu", dtype=torch.float32)
     params = [p.detach() for p in critic.parameters()]
+    spec = mlp_spec(params, "lrelu", 0.2)
     params[2] = torch.randn(5, 4)
-    with pytest.raises(RuntimeError, match="weight 1 has shape"):
-        torch.ops.fastgan.mlp_forward(torch.randn(2, 3), params, "lrelu", 0.2)
+    real, fake = batches(2)
+    with pytest.raises(RuntimeError, match=r"graph node 2 \(linear\) expects \(rows, 4\) input"):
+        torch.ops.fastgan.graph_step(real, fake, torch.rand(2), params, spec.ints, spec.floats, 1, 10.0, 0.0, 1.0,
+                                     False, True, False)

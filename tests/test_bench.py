@@ -151,7 +151,7 @@ def test_profile_writes_a_trace_per_peer(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(suites, "QUICK_CRITIC_CONFIGS", [("tiny", (3, 16, 16), 8)])
     assert main(["bench", "--profile", "critic-step", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "== eager (tiny" in text and "== fastgan (tiny" in text and "fastgan::critic_step" in text
+    assert "== eager (tiny" in text and "== fastgan (tiny" in text and "fastgan::graph_step" in text
     assert "== torch.compile: fails:" in text
     assert (tmp_path / "profile_critic-step_eager.json").exists()
 

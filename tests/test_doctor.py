@@ -51,9 +51,9 @@ def test_doctor_interpret_checks_triton_on_cpu():
 
 def test_doctor_fails_when_a_backend_is_wrong(monkeypatch, capsys):
     # Break the C++ step's gradients: the check must catch it and the command exit 1.
-    from fastgan.ops import critic
+    from fastgan.ops import graph
 
-    real_step_function = critic._step_function
+    real_step_function = graph._step_function
 
     def broken(backend, *args):
         step = real_step_function(backend, *args)
@@ -65,7 +65,7 @@ def test_doctor_fails_when_a_backend_is_wrong(monkeypatch, capsys):
             return loss, w, pen, [g * 1.001 for g in grads]
         return wrong
 
-    monkeypatch.setattr(critic, "_step_function", broken)
+    monkeypatch.setattr(graph, "_step_function", broken)
     check = verify.self_check("cpu", "cpu")
     assert check.available and check.passed is False
     assert "FAILED" in check.detail

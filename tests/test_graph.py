@@ -396,3 +396,24 @@ def test_the_trainer_runs_a_users_resnet_fused_and_says_so(tmp_path, capsys):
     first = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fastgan: critic step")][0]
     assert "drop-in, Sequential's forward and fastgan.gradient_penalty" in first
     assert "because module '1' (BatchNorm2d): it mixes the samples" in first
+
+
+@pytest.mark.parametrize("name", ["resnet-mean-conv-first", "smooth-mlp-graph"])
+def test_under_autocast_the_step_runs_in_the_parameters_dtype(name):
+    """A bf16 fake under CPU autocast: the step casts the batches to the float32
+    parameters and its own GEMMs and convolutions are not cast down, so it is the
+    float32 step on the fake's bf16 values."""
+    make, shape = CRITICS[name]
+    critic = build(make, torch.float32, seed=12)
+    real, fake, eps = draw(3, shape, torch.float32, seed=12)
+    fake = fake.bfloat16()
+    results = []
+    for autocast in (True, False):
+        critic.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), fastgan.use_backend(NATIVE):
+            out = fused_critic_loss(critic, real, fake if autocast else fake.float(), eps=eps)
+        out.loss.backward()
+        results.append((out.loss.detach(), [p.grad.clone() for p in critic.parameters()]))
+    (loss, grads), (ref_loss, ref_grads) = results
+    assert loss.dtype == torch.float32
+    assert rel_err(loss, ref_loss) < 1e-6 and max_grad_err(grads, ref_grads) < 1e-5

@@ -7,7 +7,7 @@ import torch
 import fastgan
 from fastgan import _extension
 
-ops = torch.ops.fastgan
+ops = _extension.ops()
 
 
 def bias_act_args(requires_grad, act="silu", clamp=-1.0, layout="nchw"):
@@ -55,13 +55,18 @@ def differentiable_cases(requires_grad):
     yield ops.row_penalty.default, (torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=requires_grad), 1.0, False)
 
 
+def mlp_graph_args(params, real, fake, eps, loss=1, lam2=0.0):
+    """graph_step's arguments for the MLP of ``params`` (tanh: the derivatives the forward saves)."""
+    from fastgan.ops.critic import mlp_spec
+
+    spec = mlp_spec(params, "tanh", 0.0)
+    return real, fake, eps, params, spec.ints, spec.floats, loss, 10.0, lam2, 1.0, False, True, False
+
+
 def other_cases():
     params, real, fake, eps = critic_args()
-    x = torch.randn(6, 3, dtype=torch.float64)
-    out, saved = ops.mlp_forward(x, params, "tanh", 0.0)
-    yield ops.mlp_forward.default, (x, params, "tanh", 0.0)
-    yield ops.mlp_backward.default, (torch.ones_like(out), x, params, list(saved), "tanh", 0.0, True, True)
-    yield ops.critic_step.default, (real, fake, eps, params, "tanh", 0.0, 10.0, 1.0, False, True)
+    yield ops.graph_step.default, mlp_graph_args(params, real, fake, eps)
+    yield ops.graph_step.default, mlp_graph_args(params, real, fake, None, loss=2, lam2=3.0)
     yield ops.graph_step.default, graph_args(real, fake, eps)
     yield ops.clip_.default, ([p.clone() for p in params], 0.1)
     grads = [torch.randn_like(p) for p in params]
@@ -119,10 +124,10 @@ def test_raw_bias_act_third_derivative_raises():
 def test_ops_without_derivatives_refuse_inputs_that_require_grad():
     params, real, fake, eps = critic_args()
     live = [p.clone().requires_grad_(True) for p in params]
-    with pytest.raises(RuntimeError, match="fastgan::critic_step has no autograd formula"):
-        ops.critic_step(real, fake, eps, live, "tanh", 0.0, 10.0, 1.0, False, True)
-    with pytest.raises(RuntimeError, match="fastgan::mlp_forward has no autograd formula"):
-        ops.mlp_forward(real.requires_grad_(True), params, "tanh", 0.0)
+    with pytest.raises(RuntimeError, match="fastgan::graph_step has no autograd formula"):
+        ops.graph_step(*mlp_graph_args(live, real, fake, eps))
+    with pytest.raises(RuntimeError, match="fastgan::graph_step has no autograd formula"):
+        ops.graph_step(*mlp_graph_args(params, real.requires_grad_(True), fake, eps))
     with torch.no_grad():  # the optimisers' way: fine
         ops.clip_(live, 0.1)
     assert all(p.abs().max() <= 0.1 for p in live)

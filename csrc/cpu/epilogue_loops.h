@@ -30,28 +30,18 @@ void bias_act_rows(T* z, const T* bias, T* d1, T* d2, int64_t d2_row0, int64_t b
   }
 }
 
-// out = s'(saved) * e (+ add) and coef[i - coef_row0] *= e on rows [begin, end), where
-// e is the matrix `e` (kDense) or the rank-1 signal seed[i] * w[j].
-template <Act A, bool kDense, typename T>
-void act_grad_rows(T* out, const T* saved, const T* e, const T* seed, const T* w, const T* add,
-                   T* coef, int64_t coef_row0, int64_t begin, int64_t end, int64_t cols,
-                   T alpha) {
+// out = s'(saved) * e and coef[i - coef_row0] *= e on rows [begin, end).
+template <Act A, typename T>
+void act_grad_rows(T* out, const T* saved, const T* e, T* coef, int64_t coef_row0, int64_t begin, int64_t end,
+                   int64_t cols, T alpha) {
   for (int64_t i = begin; i < end; ++i) {
     T* orow = out + i * cols;
     const T* srow = saved + i * cols;
-    const T* erow = kDense ? e + i * cols : nullptr;
-    const T scale = kDense ? T(0) : seed[i];
-    auto signal = [&](int64_t j) { return kDense ? erow[j] : scale * w[j]; };
+    const T* erow = e + i * cols;
     if (coef != nullptr && i >= coef_row0) {  // before `out`, which may alias e
       T* crow = coef + (i - coef_row0) * cols;
-      for (int64_t j = 0; j < cols; ++j) crow[j] *= signal(j);
+      for (int64_t j = 0; j < cols; ++j) crow[j] *= erow[j];
     }
-    if (add != nullptr) {
-      const T* arow = add + i * cols;
-      for (int64_t j = 0; j < cols; ++j)
-        orow[j] = derivative_from_saved(A, alpha, srow[j]) * signal(j) + arow[j];
-    } else {
-      for (int64_t j = 0; j < cols; ++j) orow[j] = derivative_from_saved(A, alpha, srow[j]) * signal(j);
-    }
+    for (int64_t j = 0; j < cols; ++j) orow[j] = derivative_from_saved(A, alpha, srow[j]) * erow[j];
   }
 }

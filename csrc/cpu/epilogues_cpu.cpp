@@ -78,24 +78,15 @@ void act_grad(const ActGrad& args, ActSpec spec) {
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "fastgan_act_grad_cpu", [&] {
     scalar_t* op = out.data_ptr<scalar_t>();
     const scalar_t* sp = args.saved.data_ptr<scalar_t>();
-    const scalar_t* ep = data_or_null<scalar_t>(args.e);
-    const scalar_t* seedp = data_or_null<scalar_t>(args.seed);
-    const scalar_t* wp = data_or_null<scalar_t>(args.w);
-    const scalar_t* ap = data_or_null<scalar_t>(args.add);
+    const scalar_t* ep = args.e.data_ptr<scalar_t>();
     scalar_t* cp = data_or_null<scalar_t>(args.coef);
     const auto alpha = static_cast<scalar_t>(spec.alpha);
     with_static_act(spec.act, [&](auto act_c) {
       constexpr Act A = decltype(act_c)::value;
-      auto run = [&](auto rows_fn) {
-        at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
-          rows_fn(op, sp, ep, seedp, wp, ap, cp, args.coef_row0, begin, end, cols, alpha);
-        });
-      };
-      if (ep != nullptr) {
-        run(has_avx2_fma() ? avx2::act_grad_rows<A, true, scalar_t> : baseline::act_grad_rows<A, true, scalar_t>);
-      } else {
-        run(has_avx2_fma() ? avx2::act_grad_rows<A, false, scalar_t> : baseline::act_grad_rows<A, false, scalar_t>);
-      }
+      auto rows_fn = has_avx2_fma() ? avx2::act_grad_rows<A, scalar_t> : baseline::act_grad_rows<A, scalar_t>;
+      at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
+        rows_fn(op, sp, ep, cp, args.coef_row0, begin, end, cols, alpha);
+      });
     });
   });
 }

@@ -44,26 +44,21 @@ __global__ void bias_act_forward_kernel(scalar_t* z, const scalar_t* bias, scala
 }
 
 template <typename scalar_t>
-__global__ void act_grad_kernel(scalar_t* out, const scalar_t* saved, const scalar_t* e,
-                                const scalar_t* seed, const scalar_t* w, const scalar_t* add,
-                                scalar_t* coef, int64_t coef_row0, int64_t rows, int64_t cols,
-                                Act act, double alpha) {
+__global__ void act_grad_kernel(scalar_t* out, const scalar_t* saved, const scalar_t* e, scalar_t* coef,
+                                int64_t coef_row0, int64_t rows, int64_t cols, Act act, double alpha) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t n = rows * cols;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t i = idx / cols, j = idx - i * cols;
+    const int64_t i = idx / cols;
     // Read everything before writing: out may alias e or saved.
-    const acc_t signal = e ? static_cast<acc_t>(e[idx])
-                           : static_cast<acc_t>(seed[i]) * static_cast<acc_t>(w[j]);
+    const acc_t signal = static_cast<acc_t>(e[idx]);
     const acc_t deriv = derivative_from_saved(act, static_cast<acc_t>(alpha), static_cast<acc_t>(saved[idx]));
     if (coef && i >= coef_row0) {
       scalar_t& c = coef[idx - coef_row0 * cols];
       c = static_cast<scalar_t>(static_cast<acc_t>(c) * signal);
     }
-    acc_t value = deriv * signal;
-    if (add) value += static_cast<acc_t>(add[idx]);
-    out[idx] = static_cast<scalar_t>(value);
+    out[idx] = static_cast<scalar_t>(deriv * signal);
   }
 }
 
@@ -129,10 +124,8 @@ void act_grad(const ActGrad& args, ActSpec spec) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "fastgan_act_grad_cuda", [&] {
     act_grad_kernel<scalar_t><<<blocks_for(rows * cols), kThreads, 0, stream>>>(
-        out.data_ptr<scalar_t>(), args.saved.data_ptr<scalar_t>(), data_or_null<scalar_t>(args.e),
-        data_or_null<scalar_t>(args.seed), data_or_null<scalar_t>(args.w),
-        data_or_null<scalar_t>(args.add), data_or_null<scalar_t>(args.coef), args.coef_row0,
-        rows, cols, spec.act, spec.alpha);
+        out.data_ptr<scalar_t>(), args.saved.data_ptr<scalar_t>(), args.e.data_ptr<scalar_t>(),
+        data_or_null<scalar_t>(args.coef), args.coef_row0, rows, cols, spec.act, spec.alpha);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }

@@ -24,7 +24,6 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
-#include "../critic.h"
 #include "../epilogues.h"
 #include "unit.h"
 
@@ -48,9 +47,31 @@ at::Tensor penalty_kernel(bool triton, const PenaltyArgs& args) {
   return op.call(args.g, args.u, args.lam_over_batch, args.center, args.one_sided);
 }
 
+// A critic step's real and fake batches: (batch, features...), float or double (half
+// and bfloat16 on CUDA too), alike in shape, dtype and device, not empty.
+void check_real_fake(const at::Tensor& real, const at::Tensor& fake) {
+  for (const auto& [t, name] : {std::pair<const at::Tensor&, const char*>{real, "real"}, {fake, "fake"}}) {
+    TORCH_CHECK(t.dim() >= 2, "fastgan: ", name, " must be (batch, features...), got shape ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble ||
+                    (t.is_cuda() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16)),
+                "fastgan: ", name, " has unsupported dtype ", t.scalar_type());
+  }
+  TORCH_CHECK(real.sizes() == fake.sizes() && real.scalar_type() == fake.scalar_type() &&
+                  real.device() == fake.device(),
+              "fastgan: real and fake must match in shape, dtype and device");
+  TORCH_CHECK(real.size(0) > 0, "fastgan: empty batch");
+}
+
 // Rows [row0, row0 + rows) of t, as a tensor of their own in t's layout.
 at::Tensor keep_rows(const at::Tensor& t, int64_t row0, int64_t rows) {
   return t.narrow(0, row0, rows).clone(at::MemoryFormat::Preserve);
+}
+
+// Rows [row0, row0 + rows) of a value's forward, which nothing writes after the
+// forward: a view of a 2-D value (its other rows are small), a copy of a feature map
+// (so that the rest is freed).
+at::Tensor keep_forward_rows(const at::Tensor& t, int64_t row0, int64_t rows) {
+  return t.dim() <= 2 ? t.narrow(0, row0, rows) : keep_rows(t, row0, rows);
 }
 
 struct Node {
@@ -327,7 +348,7 @@ class Graph {
   // reads them, free the rest.
   void release(size_t v) {
     if (!H_[v].defined()) return;
-    if (P_ > 0 && reads_forward(v)) Hi_[v] = keep_rows(H_[v], pass_.row0, P_);
+    if (P_ > 0 && reads_forward(v)) Hi_[v] = keep_forward_rows(H_[v], pass_.row0, P_);
     H_[v] = at::Tensor();
   }
 
@@ -363,7 +384,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_st
     at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss_kind,
     double lam, double lam2, double center, bool one_sided, bool param_grads, bool triton) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
-  check_real_fake(real, fake, 0);
+  // The step runs in its inputs' dtype: under autocast (the caller casts the batches to
+  // the parameters' dtype) its GEMMs and convolutions must not be cast down.
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  graph::check_real_fake(real, fake);
   TORCH_CHECK(loss_kind >= 0 && loss_kind <= 2, "fastgan: unknown graph loss ", loss_kind);
   const auto loss = static_cast<GraphLoss>(loss_kind);
   const int64_t B = real.size(0);

@@ -30,13 +30,13 @@ class Linear final : public Unit {
   }
 
   void param_grads(Pass& pass, const at::Tensor& e, const Tensors& x, int64_t, int64_t block) override {
-    pass.add_grad(weight_index_, at::mm(e.t(), x[0]), order_, 1);
+    pass.add_grad_mm(weight_index_, e.t(), x[0], order_);
     if (bias_.defined()) pass.add_grad(bias_index_, block_sum(e, block));
   }
 
   at::Tensor tangent(Pass& pass, const Tensors& t, const std::vector<bool>&, const at::Tensor& tbar, const Tensors&,
                      const at::Tensor&, Tensors&) override {
-    pass.add_grad(weight_index_, at::mm(tbar.t(), t[0]), order_, 1);
+    pass.add_grad_mm(weight_index_, tbar.t(), t[0], order_);
     return at::mm(t[0], w_.t());
   }
 

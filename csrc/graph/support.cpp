@@ -27,6 +27,16 @@ void Pass::add_grad(int64_t index, const at::Tensor& g, const FeatureOrder& orde
   }
 }
 
+void Pass::add_grad_mm(int64_t index, const at::Tensor& a, const at::Tensor& b, const FeatureOrder& order) {
+  at::Tensor& slot = grads_[index];
+  if (!order.empty()) return add_grad(index, at::mm(a, b), order, 1);
+  if (!slot.defined()) {
+    slot = at::mm(a, b);
+  } else {
+    slot.addmm_(a, b);
+  }
+}
+
 void Pass::act(const at::Tensor& out, int mode, const at::Tensor& x, const at::Tensor& p, const at::Tensor& q,
                const at::Tensor& b, const BiasActSpec& spec, bool x_is_y) const {
   if (!triton) return bias_act_into(out, mode, x, p, q, b, 1, spec, x_is_y);

@@ -64,6 +64,9 @@ class Pass {
   // grad of parameter `index` += g, given in memory `order` (its last dimensions the
   // features, `lead` dimensions in front) and stored in the parameter's own order.
   void add_grad(int64_t index, const at::Tensor& g, const FeatureOrder& order = {}, int64_t lead = 0);
+  // The same for a weight's gradient g = a b (one lead dimension), accumulated by the
+  // GEMM itself where the weight needs no permutation.
+  void add_grad_mm(int64_t index, const at::Tensor& a, const at::Tensor& b, const FeatureOrder& order);
 
   // The activation element loop (bias_act_into), fastgan's C++/CUDA kernel or, with
   // `triton`, its Triton twin registered by fastgan/kernels/chain_elementwise.py.

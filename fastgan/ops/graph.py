@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from fastgan import _checks, _extension, activations, backends, reference
 
@@ -140,13 +141,93 @@ def global_pool(g: GraphBuilder, x: int, mean: bool) -> int:
 
 # ------------------------------------------------------------------------- the losses
 
+class CriticLoss(NamedTuple):
+    """Result of a critic step.
+
+    ``loss``: the critic's loss, ``mean D(fake) - mean D(real) + lam * penalty``;
+    ``loss.backward()`` accumulates its exact parameter gradients.
+    ``wasserstein``: the W estimate ``mean D(real) - mean D(fake)`` (detached).
+    ``penalty``: ``mean phi(||grad D(x^)||)`` before ``lam`` (detached; 0 for WGAN;
+    for R1 the mean squared norm, plus R2's).
+    """
+
+    loss: Tensor
+    wasserstein: Tensor
+    penalty: Tensor
+
+
+class _CriticStep(torch.autograd.Function):
+    """Runs a whole critic step in its forward and hands the parameter gradients it
+    computed to autograd, scaled by the incoming gradient, in its (first-order) backward.
+
+    The gradients are intermediates, neither inputs nor outputs, so they are kept on
+    ctx rather than saved: the backward then owns the only reference, scales them in
+    place and gives them away, and AccumulateGrad can adopt them without a copy.
+    """
+
+    @staticmethod
+    def forward(ctx, step, real, fake, eps, *params):
+        param_grads = any(ctx.needs_input_grad[4:])
+        loss, wasserstein, penalty, grads = step(real, fake, eps, list(params), param_grads)
+        ctx.n_params = len(params)
+        ctx.grads = grads
+        ctx.mark_non_differentiable(wasserstein, penalty)
+        return loss, wasserstein, penalty
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss, _grad_wasserstein, _grad_penalty):
+        grads, ctx.grads = ctx.grads, None
+        if grads is None:
+            raise RuntimeError("the critic step's backward ran twice: its gradients were "
+                               "already handed over (compute a new loss for each backward)")
+        if not grads:
+            return (None,) * (4 + ctx.n_params)
+        for g in grads:
+            g.mul_(grad_loss)
+        return (None, None, None, None, *grads)
+
+
+def check_inputs(real: Tensor, fake: Tensor, params) -> tuple[Tensor, Tensor]:
+    """The real and fake batches of a critic step, checked without reading their data:
+    any (B, ...) tensors of one shape, detached, alike, with the dtype and device of the
+    parameters ``params``. Returns them in the parameters' dtype under autocast."""
+    if params:
+        real, fake = _checks.autocast_to(real, params[0].dtype), _checks.autocast_to(fake, params[0].dtype)
+    for name, t in (("real", real), ("fake", fake)):
+        if not isinstance(t, Tensor) or t.dim() < 2:
+            raise ValueError(f"{name} must be a (batch, ...) tensor, got {getattr(t, 'shape', type(t).__name__)}")
+        if t.requires_grad:
+            raise ValueError(
+                f"{name} requires grad, but this is the critic step: pass {name}.detach() "
+                "(the generator is trained in its own step)")
+    if real.shape[0] != fake.shape[0]:
+        raise ValueError(f"real and fake must have the same batch size, got {real.shape[0]} "
+                         f"and {fake.shape[0]}")
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    if real.shape[0] == 0:
+        raise ValueError("real and fake are empty batches")
+    _checks.check_like(fake, "fake", real, "real")
+    _checks.check_dtype(real, "real")
+    for i, p in enumerate(params):
+        _checks.check_like(p, f"parameter {i}", real, "real")
+    return real, fake
+
+
+def _prepare_eps(eps: Tensor | None, real: Tensor) -> Tensor:
+    if eps is None:
+        return torch.rand(real.shape[0], dtype=real.dtype, device=real.device)
+    return _checks.per_sample_weights(eps, "eps", real)
+
+
 def _step_function(backend: str, spec: GraphSpec, loss: str, lam: float, lam2: float, center: float,
                    one_sided: bool):
     """The step on ``backend``: the extension's ``graph_step``, whose elementwise kernels
     are the Triton ones on the ``triton`` backend (one C++ orchestration for all)."""
     triton = backend == "triton"
     if triton:
-        from fastgan.kernels import chain_elementwise  # noqa: F401  (registers the Triton kernels)
+        from fastgan.kernels import graph_elementwise  # noqa: F401  (registers the Triton kernels)
     op = _extension.ops().graph_step
 
     def step(real, fake, eps, params, param_grads):
@@ -171,16 +252,12 @@ def graph_loss(spec: GraphSpec, critic: Callable[[Tensor], Tensor], real: Tensor
     ``eager`` backend the same loss is built with autograd (``create_graph=True``) on
     ``critic``: the oracle of the tests.
     """
-    from fastgan.ops.critic import CriticLoss, _check_batch, _CriticStep, _prepare_eps
-
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
     params = spec.params
-    if params:
-        real, fake = _checks.autocast_to(real, params[0].dtype), _checks.autocast_to(fake, params[0].dtype)
-    _check_batch(real, fake)
-    for i, p in enumerate(params):
-        _checks.check_like(p, f"parameter {i}", real, "real")
+    real, fake = check_inputs(real, fake, params)
+    _checks.check_finite(real, "real")
+    _checks.check_finite(fake, "fake")
     lam = _checks.check_number(lam, "lam", minimum=0.0)
     lam2 = _checks.check_number(lam2, "lam2", minimum=0.0)
     center = _checks.check_number(center, "center")

@@ -331,8 +331,11 @@ def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphBuilder:
     """The graph of ``gm``; with ``sample`` (a batch) its shapes are checked too, without
     it only the kinds of its nodes (what can be known before the first batch)."""
     if sample is not None:
-        with torch.no_grad():
-            ShapeProp(gm).propagate(sample)
+        try:
+            with torch.no_grad():
+                ShapeProp(gm).propagate(sample)
+        except Exception as exc:  # noqa: BLE001  (the module's own error, whatever it is)
+            raise ValueError(f"the critic cannot run on samples of shape {tuple(sample.shape[1:])}: {exc}") from None
     e = _Encoding(gm, sample is not None)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
@@ -400,7 +403,9 @@ class TracedCritic:
         return self._specs[key]
 
     def loss(self, real: Tensor, fake: Tensor, **kwargs):
-        """:func:`fastgan.ops.graph.graph_loss` on this critic."""
+        """:func:`fastgan.ops.graph.graph_loss` on this critic; the batches are checked
+        before the graph of their shape is built."""
+        real, fake = G.check_inputs(real, fake, list(self.module.parameters()))
         return G.graph_loss(self.spec(real), self.module, real, fake, **kwargs)
 
 
@@ -408,7 +413,12 @@ _TRACED: "weakref.WeakKeyDictionary[nn.Module, TracedCritic]" = weakref.WeakKeyD
 
 
 def traced(module: nn.Module) -> TracedCritic:
-    """The :class:`TracedCritic` of ``module``, traced once per module."""
+    """The :class:`TracedCritic` of ``module``, traced once per module. A module that
+    names the module to trace by a ``graph_module()`` method (fastgan's critics) has
+    that one traced."""
+    inner = getattr(module, "graph_module", None)
+    if callable(inner):
+        module = inner()
     found = _TRACED.get(module)
     if found is None:
         found = _TRACED[module] = TracedCritic(module)

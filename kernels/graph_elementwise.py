@@ -1,7 +1,7 @@
-"""The elementwise kernels of the chain step (csrc/chain.cpp) in Triton, registered as
-torch ops, ``fastgan_triton::bias_act_into`` and ``fastgan_triton::penalty_rows``, which
-the C++ orchestration calls through the dispatcher when the ``triton`` backend runs the
-chain: one orchestration, the elementwise work in Triton. Importing registers them."""
+"""The elementwise kernels of the graph step (csrc/graph) in Triton, registered as torch
+ops, ``fastgan_triton::bias_act_into`` and ``fastgan_triton::penalty_rows``, which the
+C++ orchestration calls through the dispatcher when the ``triton`` backend runs the
+step: one orchestration, the elementwise work in Triton. Importing registers them."""
 from __future__ import annotations
 
 from typing import Optional
@@ -9,7 +9,8 @@ from typing import Optional
 import torch
 
 from fastgan.kernels.bias_act import _launch
-from fastgan.kernels.critic import ACT_CODES, penalty_rows
+from fastgan.kernels.activation import ACT_CODES
+from fastgan.kernels.penalty import penalty_rows
 
 Tensor = torch.Tensor
 ACT_NAMES = {code: name for name, code in ACT_CODES.items()}
