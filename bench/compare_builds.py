@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("after", help="the tree of the later build")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default="bench/results", help="where the CSV and markdown go")
+    parser.add_argument("--name", default="compare_builds", help="the name of the CSV and markdown files")
     args, bench_args = parser.parse_known_args(argv)
     medians: dict[tuple[str, str, str], list[float]] = {}
     for _ in range(args.rounds):
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                      text=True).stdout.strip() or "?"
                for label, tree in (("before", args.before), ("after", args.after))}
     os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, "compare_builds")
+    base = os.path.join(args.out, args.name)
     with open(base + ".csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["config", "peer", "before_ms", "after_ms", "after_vs_before"])
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((c, p, before, after, before / after))
             w.writerow([c, p, f"{before:.3f}", f"{after:.3f}", f"{before / after:.3f}"])
     with open(base + ".md", "w") as f:
-        f.write(f"`python bench/compare_builds.py {args.before} {args.after} --rounds {args.rounds} "
+        name = f" --name {args.name}" if args.name != "compare_builds" else ""
+        f.write(f"`python bench/compare_builds.py {args.before} {args.after} --rounds {args.rounds}{name} "
                 f"{' '.join(bench_args)}` (before: commit {commits['before']}, after: {commits['after']}): "
                 f"median over {args.rounds} alternating rounds of each build's median (above 1: the later build is "
                 "faster).\n\n")

@@ -3,7 +3,7 @@ run one repetition each, and ``floor`` (or None) runs the GEMMs the math doc cou
 a fused critic step, timed in the same run.
 
 * ``critic-step``: one WGAN-GP critic step (loss, backward into .grad) of an MLP critic,
-  on the engine issue's three configs; on a GPU also at B = 4096, and every peer also
+  the toy one (leaky ReLU, and tanh) and two MNIST-sized ones; on a GPU also at B = 4096, and every peer also
   replayed from a CUDA graph; then the conv critics (:func:`conv_critic_step`): the
   DCGAN critic at 32x32 and the digits critic, with and without LayerNorm, and an R1
   step, and the residual critics traced from their modules (:func:`graph_critic_step`),
@@ -28,8 +28,8 @@ from fastgan.benchmarks.ops_suite import ops
 from fastgan.nn import DCGANCritic
 from fastgan.trainer import TrainConfig, Trainer
 
-CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("mnist-512", (784, 512, 512, 512), 64),
-                  ("mnist-1024", (784, 1024, 1024, 1024), 256)]
+CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("toy tanh", (2, 512, 512, 512), 256),
+                  ("mnist-512", (784, 512, 512, 512), 64), ("mnist-1024", (784, 1024, 1024, 1024), 256)]
 QUICK_CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256)]
 GPU_CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 4096), ("mnist-1024", (784, 1024, 1024, 1024), 4096)]
 QUICK_GPU_CRITIC_CONFIGS = GPU_CRITIC_CONFIGS[:1]
@@ -164,7 +164,8 @@ def critic_step(quick: bool, device: torch.device):
         configs = configs + (QUICK_GPU_CRITIC_CONFIGS if quick else GPU_CRITIC_CONFIGS)
     for name, widths, batch in configs:
         torch.manual_seed(0)
-        critic = fastgan.FusedMLPCritic(widths[0], widths[1:], "lrelu").to(device)
+        activation = "tanh" if name.endswith(" tanh") else "lrelu"
+        critic = fastgan.FusedMLPCritic(widths[0], widths[1:], activation).to(device)
         seq = critic.to_sequential()
         real, fake = torch.randn(batch, widths[0], device=device), torch.randn(batch, widths[0], device=device)
 
@@ -182,7 +183,7 @@ def critic_step(quick: bool, device: torch.device):
         peers += [Peer("fastgan compiled", compiled_fused_critic_step(critic, real, fake, lam, b), b, compiled=True)
                   for b in fastgan_backends(device)]
         yield (f"{name} {'-'.join(map(str, widths))}-1 B={batch}", with_cuda_graphs(peers, device),
-               floor_gemms(widths, batch, device=device))
+               floor_gemms(widths, batch, activation == "tanh", device=device))
     yield from conv_critic_step(quick, device)
     yield from graph_critic_step(quick, device)
 
