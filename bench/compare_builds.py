@@ -43,13 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="compare_builds", help="the name of the CSV and markdown files")
     args, bench_args = parser.parse_known_args(argv)
     medians: dict[tuple[str, str, str], list[float]] = {}
+    ratios: dict[tuple[str, str, str], list[float]] = {}
     for _ in range(args.rounds):
         for label, tree in (("before", args.before), ("after", args.after)):
             with tempfile.TemporaryDirectory() as out:
                 for r in run_once(tree, bench_args, out):
                     if r["median_ms"]:
-                        medians.setdefault((r["config"], r["peer"], label), []).append(float(r["median_ms"]))
+                        peer = f"{r['peer']} ({r['backend']})" if r["backend"] else r["peer"]
+                        medians.setdefault((r["config"], peer, label), []).append(float(r["median_ms"]))
+                        if r["ratio_to_eager"]:
+                            ratios.setdefault((r["config"], peer, label), []).append(float(r["ratio_to_eager"]))
     keys = sorted({(c, p) for c, p, _ in medians})
+
+    def median(store, key):
+        return statistics.median(store.get(key, [float("nan")]))
     commits = {label: subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True,
                                      text=True).stdout.strip() or "?"
                for label, tree in (("before", args.before), ("after", args.after))}
@@ -57,21 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     base = os.path.join(args.out, args.name)
     with open(base + ".csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["config", "peer", "before_ms", "after_ms", "after_vs_before"])
+        w.writerow(["config", "peer", "before_ms", "after_ms", "after_vs_before", "before_vs_eager", "after_vs_eager"])
         rows = []
         for c, p in keys:
-            before, after = (statistics.median(medians.get((c, p, k), [float("nan")])) for k in ("before", "after"))
-            rows.append((c, p, before, after, before / after))
-            w.writerow([c, p, f"{before:.3f}", f"{after:.3f}", f"{before / after:.3f}"])
+            before, after = (median(medians, (c, p, k)) for k in ("before", "after"))
+            eager_before, eager_after = (median(ratios, (c, p, k)) for k in ("before", "after"))
+            rows.append((c, p, before, after, before / after, eager_before, eager_after))
+            w.writerow([c, p, f"{before:.3f}", f"{after:.3f}", f"{before / after:.3f}", f"{eager_before:.3f}",
+                        f"{eager_after:.3f}"])
     with open(base + ".md", "w") as f:
         name = f" --name {args.name}" if args.name != "compare_builds" else ""
         f.write(f"`python bench/compare_builds.py {args.before} {args.after} --rounds {args.rounds}{name} "
                 f"{' '.join(bench_args)}` (before: commit {commits['before']}, after: {commits['after']}): "
                 f"median over {args.rounds} alternating rounds of each build's median (above 1: the later build is "
-                "faster).\n\n")
-        f.write("| config | peer | before ms | after ms | before / after |\n|---|---|---|---|---|\n")
-        for c, p, before, after, ratio in rows:
-            f.write(f"| {c} | {p} | {before:.2f} | {after:.2f} | {ratio:.2f}x |\n")
+                "faster), and of each build's ratio to eager in its own runs.\n\n")
+        f.write("| config | peer | before ms | after ms | before / after | vs eager before | vs eager after |\n"
+                "|---|---|---|---|---|---|---|\n")
+        for c, p, before, after, ratio, eager_before, eager_after in rows:
+            f.write(f"| {c} | {p} | {before:.2f} | {after:.2f} | {ratio:.2f}x | {eager_before:.2f}x | "
+                    f"{eager_after:.2f}x |\n")
     print(open(base + ".md").read())
     return 0
 

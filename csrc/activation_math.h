@@ -38,6 +38,21 @@ constexpr double kSoftplusThreshold = 20.0;
 template <typename T>
 FASTGAN_HD T sigmoid(T a) { return T(1) / (T(1) + exp(-a)); }
 
+// Whether s' and s'' follow from the value s alone (tanh, sigmoid).
+FASTGAN_HD bool derivatives_from_value(Act act) { return act == Act::Tanh || act == Act::Sigmoid; }
+
+// s' and s'' from the value s, where derivatives_from_value(act).
+template <typename T>
+FASTGAN_HD void value_derivatives(Act act, T s, T& ds, T& d2s) {
+  if (act == Act::Tanh) {
+    ds = T(1) - s * s;
+    d2s = T(-2) * s * ds;
+  } else {
+    ds = s * (T(1) - s);
+    d2s = ds * (T(1) - T(2) * s);
+  }
+}
+
 // s(a), s'(a) and s''(a) in one evaluation. `alpha` is the leaky-ReLU slope or the
 // ELU scale.
 template <typename T>
@@ -53,13 +68,10 @@ FASTGAN_HD void activation(Act act, T alpha, T a, T& s, T& ds, T& d2s) {
       ds = a > T(0) ? T(1) : alpha;
       d2s = T(0);
       break;
-    case Act::Tanh: {
-      const T t = tanh(a);
-      s = t;
-      ds = T(1) - t * t;
-      d2s = T(-2) * t * ds;
+    case Act::Tanh:
+      s = tanh(a);
+      value_derivatives(act, s, ds, d2s);
       break;
-    }
     case Act::Softplus:
       if (a > T(kSoftplusThreshold)) {
         s = a;
@@ -79,13 +91,10 @@ FASTGAN_HD void activation(Act act, T alpha, T a, T& s, T& ds, T& d2s) {
       d2s = sg * (T(1) - sg) * (T(2) + a * (T(1) - T(2) * sg));
       break;
     }
-    case Act::Sigmoid: {
-      const T sg = sigmoid(a);
-      s = sg;
-      ds = sg * (T(1) - sg);
-      d2s = ds * (T(1) - T(2) * sg);
+    case Act::Sigmoid:
+      s = sigmoid(a);
+      value_derivatives(act, s, ds, d2s);
       break;
-    }
     case Act::ELU:
       if (a > T(0)) {
         s = a;

@@ -30,6 +30,23 @@ void bias_act_rows(T* z, const T* bias, T* d1, T* d2, int64_t d2_row0, int64_t b
   }
 }
 
+// d1 = s' on rows [begin, end) and d2 = s'' on those >= d2_row0 (where given), from the
+// values z = s of an activation whose derivatives follow from its value.
+template <Act A, typename T>
+void value_derivative_rows(const T* z, T* d1, T* d2, int64_t d2_row0, int64_t begin, int64_t end, int64_t cols) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T* zr = z + i * cols;
+    T* d1r = d1 + i * cols;
+    T* d2r = (d2 != nullptr && i >= d2_row0) ? d2 + (i - d2_row0) * cols : nullptr;
+    for (int64_t j = 0; j < cols; ++j) {
+      T ds, d2s;
+      value_derivatives(A, zr[j], ds, d2s);
+      d1r[j] = ds;
+      if (d2r != nullptr) d2r[j] = d2s;
+    }
+  }
+}
+
 // out = s'(saved) * e and coef[i - coef_row0] *= e on rows [begin, end).
 template <Act A, typename T>
 void act_grad_rows(T* out, const T* saved, const T* e, T* coef, int64_t coef_row0, int64_t begin, int64_t end,

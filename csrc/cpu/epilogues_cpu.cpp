@@ -51,10 +51,43 @@ void with_static_act(Act act, F&& f) {
   }
 }
 
+// The forward epilogue of an activation whose derivatives follow from its value: the
+// value by ATen's vectorised kernel (a scalar libm call per element would cost more
+// than the step's GEMMs), then the derivatives from it.
+void value_then_derivatives(const BiasActForward& args, Act act) {
+  const at::Tensor& z = args.z;
+  const int64_t rows = z.size(0), cols = z.size(1);
+  z.add_(args.bias);
+  if (act == Act::Tanh) {
+    z.tanh_();
+  } else {
+    z.sigmoid_();
+  }
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fastgan_value_derivatives_cpu", [&] {
+    const scalar_t* zp = z.data_ptr<scalar_t>();
+    scalar_t* d1p = args.d1.data_ptr<scalar_t>();
+    scalar_t* d2p = data_or_null<scalar_t>(args.d2);
+    auto run = [&](auto act_c) {
+      constexpr Act A = decltype(act_c)::value;
+      at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
+        auto rows_fn = has_avx2_fma() ? avx2::value_derivative_rows<A, scalar_t>
+                                      : baseline::value_derivative_rows<A, scalar_t>;
+        rows_fn(zp, d1p, d2p, args.d2_row0, begin, end, cols);
+      });
+    };
+    if (act == Act::Tanh) {
+      run(std::integral_constant<Act, Act::Tanh>{});
+    } else {
+      run(std::integral_constant<Act, Act::Sigmoid>{});
+    }
+  });
+}
+
 }  // namespace
 
 void bias_act_forward(const BiasActForward& args, ActSpec spec) {
   const at::Tensor& z = args.z;
+  if (derivatives_from_value(spec.act) && args.d1.defined()) return value_then_derivatives(args, spec.act);
   const int64_t rows = z.size(0), cols = z.size(1);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fastgan_bias_act_forward_cpu", [&] {
     scalar_t* zp = z.data_ptr<scalar_t>();
