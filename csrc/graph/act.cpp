@@ -96,6 +96,7 @@ class Activation final : public Unit {
   bool reads_input() const override { return !in_place_ && !saves_; }
   bool reads_output() const override { return in_place_ && !saves_; }
   bool reads_signal() const override { return is_smooth(spec_.act) && !saves_; }
+  bool overwrites_signal() const override { return true; }
   bool second_order() const override { return is_smooth(spec_.act); }
   bool needs_every_input_row() const override { return own_bias_.defined(); }
 

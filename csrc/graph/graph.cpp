@@ -67,10 +67,10 @@ at::Tensor keep_rows(const at::Tensor& t, int64_t row0, int64_t rows) {
   return t.narrow(0, row0, rows).clone(at::MemoryFormat::Preserve);
 }
 
-// Rows [row0, row0 + rows) of a value's forward, which nothing writes after the
-// forward: a view of a 2-D value (its other rows are small), a copy of a feature map
+// Rows [row0, row0 + rows) of a value's forward or signal that nothing writes over
+// afterwards: a view of a 2-D value (its other rows are small), a copy of a feature map
 // (so that the rest is freed).
-at::Tensor keep_forward_rows(const at::Tensor& t, int64_t row0, int64_t rows) {
+at::Tensor keep_unwritten_rows(const at::Tensor& t, int64_t row0, int64_t rows) {
   return t.dim() <= 2 ? t.narrow(0, row0, rows) : keep_rows(t, row0, rows);
 }
 
@@ -178,7 +178,9 @@ class Graph {
         release(out);
         continue;
       }
-      if (penalised && unit.reads_signal()) Ei_[out] = keep_rows(E[out], row0, P_);
+      if (penalised && unit.reads_signal()) {
+        Ei_[out] = unit.overwrites_signal() ? keep_rows(E[out], row0, P_) : keep_unwritten_rows(E[out], row0, P_);
+      }
       if (!unit.reads_output()) release(out);
       // A node that only reads the batch needs its input gradient on the penalised rows
       // only (on none without a penalty), unless its parameters need every row.
@@ -348,7 +350,7 @@ class Graph {
   // reads them, free the rest.
   void release(size_t v) {
     if (!H_[v].defined()) return;
-    if (P_ > 0 && reads_forward(v)) Hi_[v] = keep_forward_rows(H_[v], pass_.row0, P_);
+    if (P_ > 0 && reads_forward(v)) Hi_[v] = keep_unwritten_rows(H_[v], pass_.row0, P_);
     H_[v] = at::Tensor();
   }
 

@@ -17,6 +17,7 @@ class Scale final : public Unit {
   }
 
   bool signal_reads_input() const override { return false; }
+  bool overwrites_signal() const override { return true; }
 
   at::Tensor tangent(Pass&, const Tensors& t, const std::vector<bool>& may_overwrite, const at::Tensor&,
                      const Tensors&, const at::Tensor&, Tensors&) override {

@@ -103,7 +103,8 @@ class Unit {
 
   // Steps 2 and 5: the signal at each input (undefined: none) for signal e at the
   // output, on rows from r0 whose forward is x (inputs) and y (output; defined when
-  // reads_output()). It may overwrite e unless param_grads reads it afterwards.
+  // reads_output()). It may overwrite e (overwrites_signal() then says so) unless
+  // param_grads reads it afterwards.
   virtual Tensors input_gradient(Pass& pass, const at::Tensor& e, const Tensors& x, const at::Tensor& y,
                                  int64_t r0) = 0;
 
@@ -131,6 +132,8 @@ class Unit {
   virtual bool reads_input() const { return false; }   // its inputs' forward (penalised rows)
   virtual bool reads_output() const { return false; }  // its output's forward
   virtual bool reads_signal() const { return false; }  // its output's signal (tbar)
+  // Whether its input_gradient writes over the signal e it is handed.
+  virtual bool overwrites_signal() const { return false; }
   virtual bool second_order() const { return false; }  // it injects q
   // Its input gradient on the batch's every row (its parameter gradients need them).
   virtual bool needs_every_input_row() const { return false; }
