@@ -3,7 +3,8 @@ turn, ``--rounds`` times, then the median over the rounds of each (config, peer)
 median, side by side, as CSV and markdown.
 
 Two builds cannot share a process (both register the ``fastgan`` torch ops), so each
-round runs one process per build, alternating, on the same machine and load::
+round runs one process per build, alternating (the first of a round swaps from round
+to round), on the same machine and load::
 
     git worktree add /tmp/before <commit> && (cd /tmp/before && python setup.py build_ext --inplace)
     python bench/compare_builds.py /tmp/before . --suite critic-step --only "toy" --rounds 3
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args, bench_args = parser.parse_known_args(argv)
     medians: dict[tuple[str, str, str], list[float]] = {}
     ratios: dict[tuple[str, str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for label, tree in (("before", args.before), ("after", args.after)):
+    trees = (("before", args.before), ("after", args.after))
+    for round_ in range(args.rounds):
+        for label, tree in trees if round_ % 2 == 0 else trees[::-1]:  # neither build always runs first
             with tempfile.TemporaryDirectory() as out:
                 for r in run_once(tree, bench_args, out):
                     if r["median_ms"]:
