@@ -34,8 +34,8 @@ from fastgan._extension import ExtensionNotBuiltError
 _LAZY = {
     "doctor": "fastgan.verify", "FusedCritic": "fastgan.nn", "FusedMLPCritic": "fastgan.nn",
     "CriticLoss": "fastgan.ops.graph", "ClippedRMSprop": "fastgan.optim", "dragan_penalty": "fastgan.penalties",
-    "gradient_penalty": "fastgan.penalties", "r1_penalty": "fastgan.penalties", "ConfigError": "fastgan.trainer",
-    "ConfigTypeError": "fastgan.trainer", "TrainConfig": "fastgan.trainer", "Trainer": "fastgan.trainer",
+    "gradient_penalty": "fastgan.penalties", "r1_penalty": "fastgan.penalties", "ConfigError": "fastgan.config",
+    "ConfigTypeError": "fastgan.config", "TrainConfig": "fastgan.config", "Trainer": "fastgan.trainer",
 }
 
 

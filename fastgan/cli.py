@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from fastgan import FastganWarning, NonFiniteError, __version__, run_folder
 from fastgan.objectives import DESCRIPTIONS
-from fastgan.trainer import TrainConfig
+from fastgan.config import TrainConfig
 
 TRAIN_EPILOG = "objectives:\n" + "\n".join(f"  {name:<10} {text}" for name, text in DESCRIPTIONS.items()) + """
 
@@ -82,7 +82,7 @@ def _read_config(path: str) -> dict:
 def _config_error(exc, given: dict, config: str | None) -> str:
     """A setting's error, naming where its value came from: the flag, the file, or
     the checkpoint (or the demo)."""
-    from fastgan.trainer import ConfigError
+    from fastgan.config import ConfigError
 
     if not isinstance(exc, ConfigError):
         return str(exc)
@@ -166,7 +166,7 @@ def _launch_problem(args) -> str | None:
         return _config_error(exc, given, args.config)
     refusal = run_folder.refusal(cfg.out)
     if refusal is not None and not cfg.overwrite:  # (each rank would refuse too: said once here)
-        from fastgan.trainer import ConfigError
+        from fastgan.config import ConfigError
 
         return _config_error(ConfigError("out", refusal), given, args.config)
     if cfg.batch % args.nproc_per_node:

@@ -9,186 +9,22 @@ its shard of every batch and the gradients are averaged across ranks
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import time
 import warnings
-from dataclasses import dataclass, field
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fastgan import _checks, checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
-from fastgan import run_folder
-from fastgan.board import Board
+from fastgan import run_folder, run_log
+from fastgan.config import RESUME_KEYS, ConfigError, TrainConfig, resolve_device
 from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
 
 Tensor = torch.Tensor
-
-
-def _setting(default, help: str, kind: type | None = None, unset: str = "set by the objective and the data"):
-    """A TrainConfig field with its command-line help, value type, and for a None
-    default what None means (``unset``)."""
-    return field(default=default, metadata={"help": help, "type": kind or type(default), "unset": unset})
-
-
-class ConfigError(ValueError):
-    """A run setting that cannot be used; ``setting`` names it (the field's name)."""
-
-    def __init__(self, setting: str, problem: str):
-        super().__init__(f"{setting} {problem}")
-        self.setting, self.problem = setting, problem
-
-
-class ConfigTypeError(ConfigError, TypeError):
-    """A run setting of the wrong type (a float ``steps``, a string ``lr``)."""
-
-
-_CHOICES = {"amp": ("none", "bf16", "fp16"), "critic_step": ("fused", "drop-in"), "checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
-            "dtype": ("float32", "float64")}
-# (minimum, whether the minimum itself is allowed) of the numeric settings
-_BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
-           "beta1": (0, True), "beta2": (0, True), "lam": (0, True), "lazy_penalty": (1, True),
-           "clip": (0, False), "sigma": (0, True), "width": (1, True), "latent_dim": (1, True),
-           "schedule_steps": (1, True), "eval_every": (0, True), "ema_decay": (0, True), "ema_rampup": (0, True), "eval_samples": (10, True),
-           "log_every": (1, True), "checkpoint_every": (1, True), "seed": (0, True), "dist_timeout": (0, False),
-           "profile": (0, True)}
-
-
-@dataclass
-class TrainConfig:
-    """A run's settings. ``None`` takes the objective's paper default
-    (:func:`fastgan.objectives.defaults`) or the model's default size.
-
-    :meth:`validate` checks every value's type and range; it raises
-    :class:`ConfigError` (a ``ValueError``) or :class:`ConfigTypeError` (a
-    ``TypeError``) naming the setting."""
-
-    objective: str = _setting("wgan-gp", "gan, nsgan, noisy-gan, wgan, wgan-gp or nsgan-r1")
-    data: str = _setting("8gaussians", "a data set's name or the path of an array or image folder")
-    steps: int = _setting(2000, "generator steps")
-    batch: int = _setting(256, "batch size (the whole batch, over all ranks)")
-    n_critic: int | None = _setting(None, "critic steps per generator step", int)
-    lr: float | None = _setting(None, "learning rate of both networks", float)
-    lr_decay: str = _setting("none", "learning-rate schedule: none, or linear to 0 at the last step")
-    beta1: float | None = _setting(None, "Adam's beta1, in [0, 1)", float)
-    beta2: float | None = _setting(None, "Adam's beta2, in [0, 1)", float)
-    lam: float | None = _setting(None, "gradient penalty weight (wgan-gp), R1's gamma (nsgan-r1)", float)
-    lazy_penalty: int = _setting(1, "penalty every k critic steps, scaled by k (wgan-gp, nsgan-r1)")
-    critic_step: str = _setting("fused", "the WGAN(-GP) critic step of fastgan's critics: fused (one pass, no double "
-                                         "backward) or drop-in (their forward and fastgan.gradient_penalty, for "
-                                         "comparison)")
-    clip: float | None = _setting(None, "weight clipping bound c (wgan)", float)
-    sigma: float = _setting(1.0, "initial instance-noise std (noisy-gan)")
-    noise_schedule: str = _setting("linear", "instance-noise annealing: linear, exponential or cosine")
-    schedule_steps: int | None = _setting(
-        None, "the generator step at which the lr decay and the noise annealing end", int,
-        unset="--steps; a resumed run keeps the end it started with")
-    width: int | None = _setting(None, "network width", int, unset="512 for points, 64 for images")
-    latent_dim: int | None = _setting(None, "latent size", int, unset="2 for points (the toy code), 64 for images")
-    eval_every: int = _setting(500, "metrics every k steps (0: at the start and the end only)")
-    eval_samples: int = _setting(1000, "samples per metric evaluation")
-    log_every: int = _setting(10, "a metrics.jsonl line every k steps")
-    checkpoint_every: int = _setting(500, "a checkpoint every k steps (and at the end)")
-    seed: int = _setting(0, "random seed (>= 0)")
-    device: str = _setting("auto", "cpu, cuda, cuda:N or auto")
-    dtype: str = _setting("float32", "float32 or float64 (networks and samples)")
-    amp: str = _setting("none", "mixed precision: none, bf16 (autocast), or fp16 (autocast and a GradScaler "
-                                "per network)")
-    dist_timeout: float = _setting(300.0, "seconds a rank waits for the others before it gives up (distributed runs)")
-    out: str = _setting("runs/demo", "the run folder")
-    overwrite: bool = _setting(False, "replace the run that the run folder holds (its checkpoint, log, plots, "
-                                      "profile and TensorBoard events); without it such a folder is refused")
-    profile: int = _setting(0, "record this many steps with torch.profiler (trace.json)")
-    ema_decay: float | None = _setting(None, "keep an exponential moving average of the generator with this decay "
-                                             "per step (e.g. 0.999), used for metrics and samples", float,
-                                       unset="no EMA")
-    ema_rampup: float = _setting(0.05, "the EMA's ramp: its half-life is at most this fraction of the steps "
-                                       "so far (StyleGAN2-ADA's ema_rampup; 0: no ramp)")
-    inception_weights: str | None = _setting(
-        None, "a local file of torch-fidelity's Inception-v3 weights, for FID, KID and precision/recall on images "
-              "other than digits; nothing is downloaded", str, unset="torch.hub's cache, if it holds them")
-    checks: str = _setting("deferred", "NaN/inf checks of the inputs: deferred (on the device, read back on logged "
-                                       "steps and before checkpoints: no host sync per step), eager, or off")
-    ddp: bool = _setting(False, "average gradients with torch's DistributedDataParallel (the critic step as one "
-                                "module, any penalty by jvp) instead of fastgan's flat all-reduce (distributed runs)")
-    compile: bool = _setting(False, "torch.compile (fullgraph) each network's loss with its backward; any "
-                                    "penalty by jvp (torch.compile refuses a double backward)")
-    tensorboard: bool = _setting(False, "TensorBoard events in RUN_DIR/tensorboard: scalars, samples, the critic "
-                                        "surface")
-    progress: bool = _setting(True, "the progress bar (shown on a terminal only)")
-
-    def validate(self) -> None:
-        """Checks every setting's type and range (no files are read)."""
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _typed(f, getattr(self, f.name)))
-        if self.objective not in objectives.OBJECTIVES:
-            raise ConfigError("objective", f"must be one of {', '.join(objectives.OBJECTIVES)}, "
-                                           f"got {self.objective!r}")
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ConfigError(name, f"must be {' or '.join(choices)}, got {getattr(self, name)!r}")
-        for name, (low, inclusive) in _BOUNDS.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(name, f"must be finite, got {value}")
-            if value < low or (value == low and not inclusive):
-                raise ConfigError(name, f"must be {'>=' if inclusive else '>'} {low}, got {value}")
-        for name in ("beta1", "beta2", "ema_decay"):
-            if getattr(self, name) is not None and getattr(self, name) >= 1:
-                raise ConfigError(name, f"must be < 1, got {getattr(self, name)}")
-        if not self.data:
-            raise ConfigError("data", "must name a data set or a path, got ''")
-        if self.compile and self.amp == "fp16":
-            raise ConfigError("amp", "fp16 cannot be combined with compile: torch.compile does not trace the "
-                                     "GradScaler (use bf16, which needs none)")
-        if self.compile and self.checks == "eager":
-            raise ConfigError("checks", "cannot be eager with compile: reading a check back breaks the graph "
-                                        "(use deferred or off)")
-        if not self.out:
-            raise ConfigError("out", "must be a folder path, got ''")
-        try:
-            device = torch.device(self.device) if self.device != "auto" else None
-        except RuntimeError:
-            device = None
-        if self.device != "auto" and (device is None or device.type not in ("cpu", "cuda")):
-            raise ConfigError("device", f"must be cpu, cuda, cuda:N or auto, got {self.device!r}")
-
-
-def _typed(f: dataclasses.Field, value):
-    """``value`` of setting ``f`` checked against its type (an int where a float is
-    wanted becomes a float); None only where the default is None."""
-    kind = f.metadata["type"]
-    if value is None and f.default is None:
-        return None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    raise ConfigTypeError(f.name, f"must be {names[kind]}{' or unset' if f.default is None else ''}, "
-                                  f"got {value!r} ({type(value).__name__})")
-
-
-# Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
-RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
-               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
-               "amp")
-
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no GPU")
-    return device
 
 
 def _compiled(loss_backward):
@@ -480,18 +316,9 @@ class Trainer:
         step (log lines written after the checkpoint are dropped); ``kwargs`` as for
         :meth:`from_checkpoint`."""
         trainer = cls.from_checkpoint(os.path.join(run_dir, "checkpoint.pt"), **kwargs)
-        trainer._truncate_log()
+        if trainer.group.is_main:
+            run_log.truncate(trainer.cfg.out, trainer.step)
         return trainer
-
-    def _truncate_log(self) -> None:
-        """Drops the log lines written after the checkpoint (an interrupted run's tail)."""
-        path = os.path.join(self.cfg.out, "metrics.jsonl")
-        if not self.group.is_main or not os.path.exists(path):
-            return
-        with open(path) as f:  # at step 0 the start's evaluation is written again
-            kept = [line for line in f if line.strip() and json.loads(line)["step"] <= self.step and self.step]
-        with open(path, "w") as f:
-            f.writelines(kept)
 
     # ------------------------------------------------------------------ one step
 
@@ -698,11 +525,8 @@ class Trainer:
         the signal's number). In a distributed run every rank calls it; rank 0 alone
         evaluates, logs, profiles and writes, and a signal to any rank stops all of them
         after the same step."""
-        from tqdm import tqdm
-
         cfg = self.cfg
         main = self.group.is_main
-        log_path = os.path.join(cfg.out, "metrics.jsonl")
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -712,55 +536,43 @@ class Trainer:
         profile = (profiling.Profile(cfg.profile, os.path.join(cfg.out, "trace.json"))
                    if cfg.profile and main else None)
         summary = {"start_step": self.step, "interrupted": None, "profile": None}
-        board = Board(cfg.out, self.step) if cfg.tensorboard and main else None
+        log = run_log.RunLog(cfg.out, self.step, cfg.steps, writes=main, tensorboard=cfg.tensorboard,
+                             progress=cfg.progress)
         first = last = None
         try:
-            with open(log_path if main else os.devnull, "a") as log:
-                if self.step == 0 and main:
-                    first = {"step": 0, "time": 0.0, **self.evaluate()}
-                    log.write(json.dumps(first) + "\n")
-                    if board is not None:
-                        board.scalars(first)
-                        board.pictures(self)
-                # disable=None: no bar when stderr is not a terminal (a log file, a pipe)
-                bar = tqdm(total=cfg.steps, initial=self.step, disable=None if cfg.progress and main else True,
-                           unit="step", dynamic_ncols=True)
-                started = time.perf_counter() - self.elapsed
-                while self.step < cfg.steps and self._stop is None:
-                    record = self.train_step()
-                    self._stop = self.group.any_signal(self._stop)
-                    bar.update(1)
-                    if profile is not None and summary["profile"] is None:
-                        summary["profile"] = profile.step()
-                    due_eval = self._evaluates_at(self.step) and main
-                    if due_eval:
-                        record.update(self.evaluate())
-                        if board is not None:
-                            board.pictures(self)
-                    if self._logs_at(self.step):
-                        self.report_checks()
-                        self.elapsed = time.perf_counter() - started
-                        record = {"step": self.step, "time": round(self.elapsed, 3), **record}
-                        log.write(json.dumps(record) + "\n")
-                        log.flush()
-                        if board is not None:
-                            board.scalars(record)
-                        bar.set_postfix(W=f"{record['wasserstein']:.4f}", refresh=False)
-                        last = record if due_eval else last
-                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self._stop is not None:
-                        self.report_checks()  # no checkpoint of a step trained on NaNs
-                        self.elapsed = time.perf_counter() - started
-                        self.save()
-                bar.close()
-                if self._stop is not None and self.step == summary["start_step"]:
-                    self.save()  # stopped before its first step: the checkpoint it names exists
+            if self.step == 0 and main:
+                first = {"step": 0, "time": 0.0, **self.evaluate()}
+                log.write(first)
+                log.pictures(self)
+            started = time.perf_counter() - self.elapsed
+            while self.step < cfg.steps and self._stop is None:
+                record = self.train_step()
+                self._stop = self.group.any_signal(self._stop)
+                log.advance()
+                if profile is not None and summary["profile"] is None:
+                    summary["profile"] = profile.step()
+                due_eval = self._evaluates_at(self.step) and main
+                if due_eval:
+                    record.update(self.evaluate())
+                    log.pictures(self)
+                if self._logs_at(self.step):
+                    self.report_checks()
+                    self.elapsed = time.perf_counter() - started
+                    record = {"step": self.step, "time": round(self.elapsed, 3), **record}
+                    log.write(record)
+                    last = record if due_eval else last
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self._stop is not None:
+                    self.report_checks()  # no checkpoint of a step trained on NaNs
+                    self.elapsed = time.perf_counter() - started
+                    self.save()
+            if self._stop is not None and self.step == summary["start_step"]:
+                self.save()  # stopped before its first step: the checkpoint it names exists
             if profile is not None and summary["profile"] is None:  # fewer steps than asked to profile
                 summary["profile"] = profile.stop()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
-            if board is not None:
-                board.close()
+            log.close()
         summary.update(step=self.step, interrupted=self._stop, first=first, last=last,
-                       checkpoint=self.checkpoint_path, log=log_path)
+                       checkpoint=self.checkpoint_path, log=log.path)
         return summary

@@ -9,7 +9,8 @@ from torch import nn
 
 import fastgan
 from fastgan.cli import main
-from fastgan.trainer import ConfigError, ConfigTypeError, Trainer, TrainConfig
+from fastgan.config import ConfigError, ConfigTypeError, TrainConfig
+from fastgan.trainer import Trainer
 
 SMALL = ["--batch", "8", "--width", "8", "--eval-samples", "20", "--eval-every", "0", "--no-progress"]
 

@@ -25,8 +25,9 @@ from fastgan.benchmarks import peers as P
 from fastgan.benchmarks.critics import GroupedCritic, ResNetCritic
 from fastgan.benchmarks.harness import Peer, cuda_graph
 from fastgan.benchmarks.ops_suite import ops
+from fastgan.config import TrainConfig
 from fastgan.nn import DCGANCritic
-from fastgan.trainer import TrainConfig, Trainer
+from fastgan.trainer import Trainer
 
 CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("toy tanh", (2, 512, 512, 512), 256),
                   ("mnist-512", (784, 512, 512, 512), 64), ("mnist-1024", (784, 1024, 1024, 1024), 256)]

@@ -6,7 +6,8 @@ import torch
 
 from fastgan import objectives, run_folder
 from fastgan.optim import ClippedRMSprop
-from fastgan.trainer import TrainConfig, Trainer
+from fastgan.config import TrainConfig
+from fastgan.trainer import Trainer
 
 
 def stepwise_trainer(objective: str, data: str, steps: int, seed: int, **settings) -> Trainer:
