@@ -17,10 +17,9 @@ import warnings
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fastgan import _checks, checkpoint, data as datasets, distributed, image_metrics, metrics, models, objectives, profiling
+from fastgan import _checks, build, checkpoint, data as datasets, distributed, evaluation, objectives, profiling
 from fastgan import run_folder, run_log
 from fastgan.config import RESUME_KEYS, ConfigError, TrainConfig, resolve_device
-from fastgan.optim import ClippedRMSprop
 from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
 
@@ -92,24 +91,13 @@ class Trainer:
         except OSError as exc:
             raise ConfigError("out", f"{cfg.out!r} cannot be made a run folder: {exc.strerror}") from None
         self.data = self.data or datasets.load(cfg.data)
-        images = self.data.is_image
-        hp = objectives.defaults(cfg.objective, images)
+        hp = objectives.defaults(cfg.objective, self.data.is_image)
         self.n_critic = cfg.n_critic or hp.n_critic
         self.lam = hp.lam if cfg.lam is None else cfg.lam
         self.clip = hp.clip if cfg.clip is None else cfg.clip
         torch.manual_seed(cfg.seed)
-        if generator is None:
-            self.latent_dim = cfg.latent_dim or (64 if images else 2)
-            generator, critic = models.build(self.data.shape, self.latent_dim, cfg.width or (64 if images else 512),
-                                             self.device)
-        else:
-            self.latent_dim = cfg.latent_dim or getattr(generator, "latent_dim", None)
-            if not isinstance(self.latent_dim, int):
-                raise ConfigError("latent_dim", "must be given for your own generator (its input size), or set "
-                                                "as the generator's latent_dim attribute")
-        self.generator = generator.to(self.device, self.dtype)
-        self.critic = critic.to(self.device, self.dtype)
-        self._check_networks()
+        self.generator, self.critic, self.latent_dim = build.networks(cfg, self.data, self.device, self.dtype,
+                                                                      generator, critic)
         if self.lam and cfg.objective in ("wgan-gp", "nsgan-r1"):  # a per-sample penalty: no BatchNorm
             with warnings.catch_warnings():
                 if not self.group.is_main:  # said once per run
@@ -120,15 +108,7 @@ class Trainer:
             self.group.broadcast_(self.generator)
             self.group.broadcast_(self.critic)
             torch.manual_seed(distributed.stream_seed(cfg.seed, self.group.rank))  # this rank's own streams
-        lr = self.lr = hp.lr if cfg.lr is None else cfg.lr
-        betas = (hp.betas[0] if cfg.beta1 is None else cfg.beta1, hp.betas[1] if cfg.beta2 is None else cfg.beta2)
-        if hp.optimizer == "rmsprop":
-            self.opt_d = ClippedRMSprop(self.critic.parameters(), lr=lr, clip=self.clip)
-            self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=lr)
-        else:
-            # torch's fused Adam: one kernel over all parameters (CPU and CUDA)
-            self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=betas, fused=True)
-            self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas, fused=True)
+        self.opt_d, self.opt_g, self.lr = build.optimizers(cfg, hp, self.generator, self.critic, self.clip)
         # mixed precision: autocast around the forwards, a loss scaler per network for fp16
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
@@ -159,8 +139,7 @@ class Trainer:
                     if cfg.ema_decay is not None else None)
         self.step = self._checked = 0  # _checked: the last step whose deferred checks were read
         self.elapsed = 0.0  # training seconds before this process (resumed runs)
-        self.classifier = metrics.digit_classifier() if cfg.data == "digits" and self.group.is_main else None
-        self.features = self._image_features() if images and self.group.is_main else None
+        self.evaluation = evaluation.Evaluation(cfg, self.data, self.device, metric_models=self.group.is_main)
         if cfg.tensorboard and self.group.is_main:
             try:
                 from torch.utils import tensorboard  # noqa: F401
@@ -180,51 +159,6 @@ class Trainer:
         if self.group.is_main:
             removed = run_folder.clear(self.cfg.out)
             print(f"fastgan: --overwrite: replaced the run in {self.cfg.out} (removed {', '.join(removed)})")
-
-    def _image_features(self) -> image_metrics.Features | None:
-        """The features the image metrics use: the digits classifier's for digits,
-        Inception-v3's for other images when its weights are here (else None, said once)."""
-        if self.classifier is not None:
-            return image_metrics.digit_features(self.classifier)
-        if self.cfg.inception_weights and not os.path.isfile(self.cfg.inception_weights):
-            raise ConfigError("inception_weights", f"is not a file: {self.cfg.inception_weights}")
-        weights = image_metrics.inception_weights(self.cfg.inception_weights)
-        if weights is None:
-            print("fastgan: no FID, KID or precision/recall: torch-fidelity's Inception-v3 weights are not at "
-                  f"{os.path.join(torch.hub.get_dir(), 'checkpoints', image_metrics.INCEPTION_FILE)} "
-                  "(--inception-weights PATH; nothing is downloaded)")
-            return None
-        return image_metrics.inception_features(weights, self.device)
-
-    def _check_networks(self) -> None:
-        """One forward of 2 samples (eval mode, no randomness drawn) shows that the
-        generator makes samples of the data's shape and the critic scores each with
-        one value, before any training."""
-        modes = self.generator.training, self.critic.training
-        self.generator.eval()
-        self.critic.eval()
-        try:
-            with torch.no_grad():
-                z = torch.zeros(2, self.latent_dim, device=self.device, dtype=self.dtype)
-                try:
-                    x = self.generator(z)
-                except Exception as exc:  # noqa: BLE001 - the user's network: say which call failed
-                    raise ValueError(f"generator: a batch of 2 latent codes of size {self.latent_dim} fails: "
-                                     f"{type(exc).__name__}: {exc}") from None
-                if not isinstance(x, Tensor) or tuple(x.shape[1:]) != tuple(self.data.shape):
-                    raise ValueError(f"generator: makes samples of shape {tuple(getattr(x, 'shape', ()))[1:]}, "
-                                     f"the data's are {tuple(self.data.shape)}")
-                try:
-                    d = self.critic(x)
-                except Exception as exc:  # noqa: BLE001
-                    raise ValueError(f"critic: a batch of 2 samples of shape {tuple(self.data.shape)} fails: "
-                                     f"{type(exc).__name__}: {exc}") from None
-                if not isinstance(d, Tensor) or d.dim() < 1 or d.shape[0] != 2 or d.numel() != 2:
-                    raise ValueError("critic: must return one value per sample, shape (B,) or (B, 1), got "
-                                     f"{tuple(getattr(d, 'shape', ()))} for B = 2")
-        finally:
-            self.generator.train(modes[0])
-            self.critic.train(modes[1])
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -499,20 +433,10 @@ class Trainer:
         return [("EMA generator", False), ("raw generator", True)] if self.ema is not None else [("", True)]
 
     def evaluate(self) -> dict:
-        """The metrics on ``eval_samples`` samples, from an RNG of their own (seeded by
-        the run's seed), so that evaluating never changes the training stream."""
-        gen = torch.Generator().manual_seed(self.cfg.seed + 1_000_003)
-        real = self.data.sample(self.cfg.eval_samples, gen)
-        fake = self.sample(self.cfg.eval_samples, gen)
-        result = {"w1": metrics.w1(fake, real)}
-        if self.data.centers is not None:
-            result.update(metrics.mode_stats(fake, self.data.centers, self.data.std))
-        if self.classifier is not None:
-            result.update(metrics.digit_stats(fake, self.classifier))
-        if self.features is not None:
-            result.update(image_metrics.image_stats(fake, real, self.features, self.cfg.seed),
-                          features=self.features.name)
-        return result
+        """The metrics (:class:`fastgan.evaluation.Evaluation`) on ``eval_samples``
+        samples of the generator :meth:`sample` uses, from an RNG of their own, so that
+        evaluating never changes the training stream."""
+        return self.evaluation.run(self.sample)
 
     # ------------------------------------------------------------------ the loop
 
