@@ -18,8 +18,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from fastgan import _checks, build, checkpoint, data as datasets, distributed, evaluation, objectives, profiling
-from fastgan import run_folder, run_log
-from fastgan.config import RESUME_KEYS, ConfigError, TrainConfig, resolve_device
+from fastgan import run_folder, run_log, run_state
+from fastgan.config import ConfigError, TrainConfig, resolve_device
 from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
 
@@ -167,17 +167,9 @@ class Trainer:
         return os.path.join(self.cfg.out, "checkpoint.pt")
 
     def state(self) -> dict:
-        """The run's state; ``rng`` holds every rank's RNG states, in rank order (a
-        collective in a distributed run: every rank calls it)."""
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {"config": dataclasses.asdict(self.cfg), "user": self.user, "step": self.step, "elapsed": self.elapsed,
-                "world_size": self.group.world_size,
-                "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": self.group.gather(rng),
-                "ema": None if self.ema is None else self.ema.state_dict(),
-                "scalers": [self.scaler_d.state_dict(), self.scaler_g.state_dict()]}
+        """The run's state (:func:`fastgan.run_state.state`; a collective in a
+        distributed run: every rank calls it)."""
+        return run_state.state(self)
 
     def save(self) -> str:
         """Writes the checkpoint (rank 0; every rank must call it)."""
@@ -193,55 +185,11 @@ class Trainer:
         ``overrides`` may change settings outside RESUME_KEYS (steps, logging, device).
         A run of the user's own networks or data needs them again (the same
         architecture and data; their weights come from the checkpoint)."""
-        state = checkpoint.load(path)
-        saved = state["config"]
-        user, needed = state.get("user", {}), []
-        if user.get("networks") and generator is None:
-            needed.append("generator=..., critic=...")
-        if user.get("data") and data is None:
-            needed.append("data=...")
-        if needed:
-            raise checkpoint.CheckpointError(f"{path} is a run of your own networks or data: continue it from "
-                                             f"Python with Trainer.resume(run_dir, {', '.join(needed)})")
-        if overrides.get("overwrite"):
-            raise ConfigError("overwrite", "cannot be combined with resuming a run (it would remove the run "
-                                           "being resumed)")
-        horizon = saved.get("schedule_steps") or saved["steps"]
-        cfg = TrainConfig(**{**saved, "schedule_steps": horizon, **overrides, "overwrite": False,
-                             "out": os.path.dirname(os.path.abspath(path))})
+        saved = checkpoint.load(path)
+        cfg = run_state.resumed_config(path, saved, networks=generator is not None, data=data is not None,
+                                       overrides=overrides)
         trainer = cls(cfg, generator=generator, critic=critic, data=data, _resuming=True)
-        checkpoint.check_matches(path, saved, dataclasses.asdict(trainer.cfg), RESUME_KEYS)
-        schedules = trainer.schedules()
-        if schedules and trainer.group.is_main and trainer.horizon != horizon:
-            print(f"fastgan: {' and '.join(schedules)} re-timed to end at step {trainer.horizon} "
-                  f"(it was {horizon}) from step {state['step']} on")
-        elif schedules and trainer.group.is_main and cfg.steps != saved["steps"]:
-            print(f"fastgan: {cfg.steps} steps instead of {saved['steps']}: {' and '.join(schedules)} keep "
-                  f"their end at step {horizon} (--schedule-steps N re-times them)")
-        try:
-            trainer.generator.load_state_dict(state["generator"])
-            trainer.critic.load_state_dict(state["critic"])
-            trainer.opt_g.load_state_dict(state["opt_g"])
-            trainer.opt_d.load_state_dict(state["opt_d"])
-            if trainer.ema is not None:
-                trainer.ema.load_state_dict(state["ema"])
-            if trainer.cfg.amp == "fp16":
-                trainer.scaler_d.load_state_dict(state["scalers"][0])
-                trainer.scaler_g.load_state_dict(state["scalers"][1])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise checkpoint.CheckpointError(f"{path} does not fit this run's networks: {exc}") from None
-        trainer.step = trainer._checked = state["step"]
-        trainer.elapsed = state["elapsed"]
-        rngs, group = state["rng"], trainer.group
-        if len(rngs) == group.world_size:  # the same ranks: each continues its own streams
-            torch.set_rng_state(rngs[group.rank]["torch"])
-            if "cuda" in rngs[group.rank] and trainer.device.type == "cuda":
-                torch.cuda.set_rng_state(rngs[group.rank]["cuda"], trainer.device)
-        else:  # another number of ranks: fresh streams per rank, derived from the step
-            torch.manual_seed(distributed.stream_seed(cfg.seed, group.rank, trainer.step))
-            if group.is_main:
-                print(f"fastgan: {path} was written by {len(rngs)} rank(s), this run has {group.world_size}: "
-                      "the models and optimisers continue, the random streams start afresh")
+        run_state.restore(trainer, path, saved)
         return trainer
 
     @classmethod
