@@ -235,6 +235,8 @@ def _print_metrics(label: str, record: dict | None) -> None:
     if "fid" in record:
         parts += [f"on {record['features']} features: FID {record['fid']:.3f}, KID {record['kid']:.4f}, "
                   f"precision {record['precision']:.3f}, recall {record['recall']:.3f}"]
+    if "is" in record:
+        parts += [f"IS {record['is']:.3f} +- {record['is_std']:.3f} on its logits"]
     print(f"{label} (step {record['step']}): " + ", ".join(parts))
 
 

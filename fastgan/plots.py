@@ -128,12 +128,14 @@ WASSERSTEIN_OBJECTIVES = ("wgan", "wgan-gp")
 
 def curves(path: str, records: list[dict], objective: str = "wgan-gp") -> str:
     """Losses, the critic's gap and exact W1 against the generator step, and the image
-    metrics (FID; KID, precision and recall) when the run has them. The gap
+    metrics (FID and KID, precision and recall, the Inception Score) when the run has them. The gap
     ``E D(x) - E D(G(z))`` estimates W1 for the Wasserstein objectives only; for the
     others it is labelled as the discriminator's gap."""
     plt = pyplot()
     scored = [r for r in records if "fid" in r]
-    fig, axes = plt.subplots(1, 4 if scored else 2, figsize=(22 if scored else 11, 4))
+    with_is = bool(scored) and all("is" in r for r in scored)
+    panels = 2 + 2 * bool(scored) + with_is
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4))
     ax_loss, ax_w = axes[:2]
     trained = [r for r in records if "critic_loss" in r]
     for key in ("critic_loss", "generator_loss"):
@@ -156,10 +158,16 @@ def curves(path: str, records: list[dict], objective: str = "wgan-gp") -> str:
         for key in ("precision", "recall"):
             axes[3].plot(steps, [r[key] for r in scored], "o-", label=key)
         axes[3].set_ylim(-0.05, 1.05)
-        for ax, title in zip(axes[2:], ("FID and KID", "precision and recall")):
+        for ax, title in zip(axes[2:4], ("FID and KID", "precision and recall")):
             ax.set_xlabel("generator step")
             ax.legend()
             ax.set_title(f"{title} on {features} features")
+        if with_is:
+            axes[4].errorbar(steps, [r["is"] for r in scored], yerr=[r["is_std"] for r in scored], fmt="o-",
+                             label="IS (std over splits)")
+            axes[4].set_xlabel("generator step")
+            axes[4].legend()
+            axes[4].set_title(f"Inception Score on {features} logits")
     return _save(fig, path)
 
 

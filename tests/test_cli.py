@@ -154,6 +154,21 @@ def test_curves_name_the_gap_for_gan_runs(tmp_path, monkeypatch):
     assert wgan.get_title() == "Wasserstein distance"
 
 
+def test_curves_draw_the_image_metrics_the_run_has(monkeypatch):
+    from fastgan import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    base = {"critic_loss": 1.0, "generator_loss": 0.5, "wasserstein": 0.1, "w1": 0.3, "fid": 9.0, "kid": 0.1,
+            "precision": 0.5, "recall": 0.4, "features": "digits-classifier"}
+    plots.curves("x.png", [{"step": s, **base} for s in (1, 2)], "wgan-gp")
+    plots.curves("x.png", [{"step": s, **base, "is": 4.0 + s, "is_std": 0.2} for s in (1, 2)], "wgan-gp")
+    without, with_is = figures
+    assert len(without.axes) == 4 and len(with_is.axes) == 5
+    assert with_is.axes[4].get_title() == "Inception Score on digits-classifier logits"
+    assert list(with_is.axes[4].lines[0].get_ydata()) == [5.0, 6.0]
+
+
 def test_no_progress_bar_is_drawn_into_a_pipe(tmp_path):
     result = subprocess.run([sys.executable, "-m", "fastgan", "train", "--steps", "2", "--out", str(tmp_path / "r"),
                              *SMALL[:-1]], capture_output=True, text=True, timeout=300)

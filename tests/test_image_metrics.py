@@ -1,6 +1,6 @@
-"""FID, KID and precision/recall on digits-classifier features: the trainer's logged
-values against torchmetrics called directly on the same images and features, and
-precision/recall against the definition by hand."""
+"""FID, KID and precision/recall on digits-classifier features and the Inception Score on
+its logits: the trainer's logged values against torchmetrics called directly on the
+same images, features and logits, and precision/recall against the definition by hand."""
 import json
 import os
 
@@ -60,7 +60,7 @@ def test_precision_and_recall_follow_their_definition():
     g = torch.Generator().manual_seed(0)
     real = torch.randn(60, 5, generator=g, dtype=torch.float64)
     fake = torch.randn(50, 5, generator=g, dtype=torch.float64) * 1.5 + 0.3
-    ident = image_metrics.Features("identity", lambda x: x.double())
+    ident = image_metrics.Features("identity", lambda x: (x.double(), None))
     stats = image_metrics.image_stats(fake, real, ident)
 
     def radius(x):  # the distance to the 3rd nearest other sample
@@ -85,3 +85,37 @@ def test_without_inception_weights_the_metrics_are_skipped_with_a_message(tmp_pa
     assert main(["train", "--data", str(images), "--inception-weights", str(tmp_path / "none.pth"),
                  "--out", str(tmp_path / "r2")]) == 2
     assert "--inception-weights is not a file" in capsys.readouterr().err
+
+
+class Logits(nn.Module):
+    """Logits handed to torchmetrics as its feature extractor's output."""
+
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.filterwarnings(r"ignore:std\(\)")  # (torchmetrics' std of one split)
+@pytest.mark.filterwarnings("ignore:Metric `InceptionScore` will save all extracted features")
+def test_the_inception_score_is_torchmetrics_on_the_same_logits():
+    from torchmetrics.image.inception import InceptionScore
+
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(300, 10, generator=g, dtype=torch.float64) * 3
+    ours, std = image_metrics.inception_score(logits, splits=1)
+    theirs = InceptionScore(feature=Logits(), splits=1)  # one split: no shuffle to match
+    theirs.update(logits)
+    assert ours == pytest.approx(float(theirs.compute()[0]), rel=1e-6) and std == 0.0
+    uniform = image_metrics.inception_score(torch.zeros(50, 10, dtype=torch.float64))[0]
+    assert uniform == pytest.approx(1.0)  # no class preferred: IS 1
+    confident = image_metrics.inception_score(torch.eye(10, dtype=torch.float64).repeat(20, 1) * 50, splits=1)[0]
+    assert confident == pytest.approx(10.0, rel=1e-6)  # each class sure and all equally often: IS = classes
+
+
+def test_the_logged_inception_score_is_on_the_digits_classifiers_logits(trained):
+    with open(os.path.join(trained.cfg.out, "metrics.jsonl")) as f:
+        last = [json.loads(line) for line in f][-1]
+    gen = torch.Generator().manual_seed(trained.cfg.seed + 1_000_003)  # the evaluation's own stream
+    trained.data.sample(200, gen)
+    fake = trained.sample(200, gen)
+    logits = metrics.digit_classifier()(fake.float().reshape(-1, 1, 8, 8)).double()
+    assert (last["is"], last["is_std"]) == pytest.approx(image_metrics.inception_score(logits, seed=trained.cfg.seed))
