@@ -18,9 +18,10 @@ struct ActSpec {
   double alpha;  // leaky-ReLU slope; unused by the others
 };
 
-// Forward epilogue, in place: z <- s(z + b). For smooth activations it also writes
-// d1 = s'(z + b) on every row and d2 = s''(z + b) on rows >= d2_row0 (d2 has
-// rows - d2_row0 rows). d1/d2 are undefined for ReLU and leaky ReLU.
+// The epilogues below are those of a smooth activation (is_smooth) that saves its
+// derivatives. Forward epilogue, in place: z <- s(z + b) (b optional), d1 = s'(z + b) on
+// every row and, where d2 is given, d2 = s''(z + b) on rows >= d2_row0 (d2 has
+// rows - d2_row0 rows).
 struct BiasActForward {
   at::Tensor z;
   at::Tensor bias;
@@ -32,8 +33,8 @@ struct BiasActForward {
 // Gradient epilogue:
 //   out = s'(saved) * e
 //   coef[i - coef_row0] *= e   for rows i >= coef_row0 (when coef is defined)
-// where s' is recovered from `saved` by derivative_from_saved(). `out` may alias `e` or
-// `saved` element for element.
+// where `saved` is the forward's d1 = s'. `out` may alias `e` or `saved` element for
+// element.
 struct ActGrad {
   at::Tensor out;
   at::Tensor saved;
@@ -70,6 +71,7 @@ inline void check_args(const BiasActForward& a) {
   check_operand(a.bias, "bias", a.z, cols);
   check_operand(a.d1, "d1", a.z, cols);
   check_operand(a.d2, "d2", a.z, cols);
+  TORCH_CHECK(a.d1.defined(), "fastgan epilogue: d1 is required");
   TORCH_CHECK(!a.d2.defined() || a.d2.size(0) == a.z.size(0) - a.d2_row0, "fastgan epilogue: d2 rows");
 }
 
@@ -117,11 +119,18 @@ inline bool on_cuda(const at::Tensor& t) {
 #define FASTGAN_DEVICE_CALL(tensor, fn, ...) (on_cuda(tensor), cpu::fn(__VA_ARGS__))
 #endif
 
+inline void check_smooth(ActSpec act) {
+  TORCH_CHECK(is_smooth(act.act), "fastgan epilogue: activation ", static_cast<int>(act.act),
+              " is not smooth (only smooth activations save their derivatives)");
+}
+
 inline void bias_act_forward(const BiasActForward& args, ActSpec act) {
+  check_smooth(act);
   check_args(args);
   FASTGAN_DEVICE_CALL(args.z, bias_act_forward, args, act);
 }
 inline void act_grad(const ActGrad& args, ActSpec act) {
+  check_smooth(act);
   check_args(args);
   FASTGAN_DEVICE_CALL(args.out, act_grad, args, act);
 }

@@ -133,8 +133,14 @@ class FusedMLPCritic(GraphCritic, nn.Sequential):
 
     def traced(self) -> MLPGraph:
         """This critic's graph, known from its layers without tracing, so that
-        ``torch.compile`` runs its fused step from the first call."""
-        return MLPGraph(self.parameters(), self.activation, self.negative_slope, self)
+        ``torch.compile`` runs its fused step from the first call; kept while its
+        parameters stay the same tensors."""
+        params = list(self.parameters())
+        held = self.__dict__.get("_graph")
+        if held is None or len(held.params) != len(params) or any(a is not b for a, b in zip(held.params, params)):
+            held = MLPGraph(params, self.activation, self.negative_slope, self)
+            self.__dict__["_graph"] = held  # (plain state: not a module, parameter or buffer)
+        return held
 
     def graph_module(self) -> nn.Module:
         """A plain Sequential of this critic's own layers (no copies), kept while they

@@ -34,20 +34,18 @@ int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrainElements / s
 template <typename T>
 T* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
 
-// Calls f(std::integral_constant<Act, A>{}) with the activation as a compile-time constant.
+// Calls f(std::integral_constant<Act, A>{}) with the (smooth) activation as a
+// compile-time constant.
 template <typename F>
 void with_static_act(Act act, F&& f) {
   switch (act) {
-    case Act::ReLU: f(std::integral_constant<Act, Act::ReLU>{}); break;
-    case Act::LeakyReLU: f(std::integral_constant<Act, Act::LeakyReLU>{}); break;
     case Act::Tanh: f(std::integral_constant<Act, Act::Tanh>{}); break;
     case Act::Softplus: f(std::integral_constant<Act, Act::Softplus>{}); break;
     case Act::SiLU: f(std::integral_constant<Act, Act::SiLU>{}); break;
     case Act::Sigmoid: f(std::integral_constant<Act, Act::Sigmoid>{}); break;
     case Act::ELU: f(std::integral_constant<Act, Act::ELU>{}); break;
     case Act::GELU: f(std::integral_constant<Act, Act::GELU>{}); break;
-    case Act::Linear: f(std::integral_constant<Act, Act::Linear>{}); break;
-    default: TORCH_CHECK(false, "fastgan: unknown activation code ", static_cast<int>(act));
+    default: TORCH_CHECK(false, "fastgan: no epilogue for activation code ", static_cast<int>(act));
   }
 }
 
@@ -57,7 +55,7 @@ void with_static_act(Act act, F&& f) {
 void value_then_derivatives(const BiasActForward& args, Act act) {
   const at::Tensor& z = args.z;
   const int64_t rows = z.size(0), cols = z.size(1);
-  z.add_(args.bias);
+  if (args.bias.defined()) z.add_(args.bias);
   if (act == Act::Tanh) {
     z.tanh_();
   } else {
@@ -87,25 +85,31 @@ void value_then_derivatives(const BiasActForward& args, Act act) {
 
 void bias_act_forward(const BiasActForward& args, ActSpec spec) {
   const at::Tensor& z = args.z;
-  if (derivatives_from_value(spec.act) && args.d1.defined()) return value_then_derivatives(args, spec.act);
+  if (derivatives_from_value(spec.act)) return value_then_derivatives(args, spec.act);
   const int64_t rows = z.size(0), cols = z.size(1);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fastgan_bias_act_forward_cpu", [&] {
     scalar_t* zp = z.data_ptr<scalar_t>();
-    const scalar_t* bp = args.bias.data_ptr<scalar_t>();
-    scalar_t* d1p = data_or_null<scalar_t>(args.d1);
+    const scalar_t* bp = data_or_null<scalar_t>(args.bias);
+    scalar_t* d1p = args.d1.data_ptr<scalar_t>();
     scalar_t* d2p = data_or_null<scalar_t>(args.d2);
     const auto alpha = static_cast<scalar_t>(spec.alpha);
     with_static_act(spec.act, [&](auto act_c) {
       constexpr Act A = decltype(act_c)::value;
-      at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
-        auto rows_fn = has_avx2_fma() ? avx2::bias_act_rows<A, scalar_t> : baseline::bias_act_rows<A, scalar_t>;
-        rows_fn(zp, bp, d1p, d2p, args.d2_row0, begin, end, cols, alpha);
-      });
+      auto run = [&](auto rows_fn) {
+        at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
+          rows_fn(zp, bp, d1p, d2p, args.d2_row0, begin, end, cols, alpha);
+        });
+      };
+      if (bp != nullptr) {
+        run(has_avx2_fma() ? avx2::bias_act_rows<A, true, scalar_t> : baseline::bias_act_rows<A, true, scalar_t>);
+      } else {
+        run(has_avx2_fma() ? avx2::bias_act_rows<A, false, scalar_t> : baseline::bias_act_rows<A, false, scalar_t>);
+      }
     });
   });
 }
 
-void act_grad(const ActGrad& args, ActSpec spec) {
+void act_grad(const ActGrad& args, ActSpec) {
   const at::Tensor& out = args.out;
   const int64_t rows = out.size(0), cols = out.size(1);
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "fastgan_act_grad_cpu", [&] {
@@ -113,13 +117,9 @@ void act_grad(const ActGrad& args, ActSpec spec) {
     const scalar_t* sp = args.saved.data_ptr<scalar_t>();
     const scalar_t* ep = args.e.data_ptr<scalar_t>();
     scalar_t* cp = data_or_null<scalar_t>(args.coef);
-    const auto alpha = static_cast<scalar_t>(spec.alpha);
-    with_static_act(spec.act, [&](auto act_c) {
-      constexpr Act A = decltype(act_c)::value;
-      auto rows_fn = has_avx2_fma() ? avx2::act_grad_rows<A, scalar_t> : baseline::act_grad_rows<A, scalar_t>;
-      at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
-        rows_fn(op, sp, ep, cp, args.coef_row0, begin, end, cols, alpha);
-      });
+    auto rows_fn = has_avx2_fma() ? avx2::act_grad_rows<scalar_t> : baseline::act_grad_rows<scalar_t>;
+    at::parallel_for(0, rows, row_grain(cols), [&](int64_t begin, int64_t end) {
+      rows_fn(op, sp, ep, cp, args.coef_row0, begin, end, cols);
     });
   });
 }

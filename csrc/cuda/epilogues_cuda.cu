@@ -35,17 +35,17 @@ __global__ void bias_act_forward_kernel(scalar_t* z, const scalar_t* bias, scala
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t i = idx / cols, j = idx - i * cols;
     acc_t s, ds, d2s;
-    activation(act, static_cast<acc_t>(alpha), static_cast<acc_t>(z[idx]) + static_cast<acc_t>(bias[j]),
-               s, ds, d2s);
+    const acc_t b = bias ? static_cast<acc_t>(bias[j]) : acc_t(0);
+    activation(act, static_cast<acc_t>(alpha), static_cast<acc_t>(z[idx]) + b, s, ds, d2s);
     z[idx] = static_cast<scalar_t>(s);
-    if (d1) d1[idx] = static_cast<scalar_t>(ds);
+    d1[idx] = static_cast<scalar_t>(ds);
     if (d2 && i >= d2_row0) d2[idx - d2_row0 * cols] = static_cast<scalar_t>(d2s);
   }
 }
 
 template <typename scalar_t>
 __global__ void act_grad_kernel(scalar_t* out, const scalar_t* saved, const scalar_t* e, scalar_t* coef,
-                                int64_t coef_row0, int64_t rows, int64_t cols, Act act, double alpha) {
+                                int64_t coef_row0, int64_t rows, int64_t cols) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t n = rows * cols;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
@@ -53,12 +53,12 @@ __global__ void act_grad_kernel(scalar_t* out, const scalar_t* saved, const scal
     const int64_t i = idx / cols;
     // Read everything before writing: out may alias e or saved.
     const acc_t signal = static_cast<acc_t>(e[idx]);
-    const acc_t deriv = derivative_from_saved(act, static_cast<acc_t>(alpha), static_cast<acc_t>(saved[idx]));
+    const acc_t slope = static_cast<acc_t>(saved[idx]);
     if (coef && i >= coef_row0) {
       scalar_t& c = coef[idx - coef_row0 * cols];
       c = static_cast<scalar_t>(static_cast<acc_t>(c) * signal);
     }
-    out[idx] = static_cast<scalar_t>(deriv * signal);
+    out[idx] = static_cast<scalar_t>(slope * signal);
   }
 }
 
@@ -110,13 +110,13 @@ void bias_act_forward(const BiasActForward& args, ActSpec spec) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(), "fastgan_bias_act_forward_cuda", [&] {
     bias_act_forward_kernel<scalar_t><<<blocks_for(rows * cols), kThreads, 0, stream>>>(
-        z.data_ptr<scalar_t>(), args.bias.data_ptr<scalar_t>(), data_or_null<scalar_t>(args.d1),
+        z.data_ptr<scalar_t>(), data_or_null<scalar_t>(args.bias), args.d1.data_ptr<scalar_t>(),
         data_or_null<scalar_t>(args.d2), args.d2_row0, rows, cols, spec.act, spec.alpha);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
 
-void act_grad(const ActGrad& args, ActSpec spec) {
+void act_grad(const ActGrad& args, ActSpec) {
   const at::Tensor& out = args.out;
   const c10::cuda::CUDAGuard guard(out.device());
   const int64_t rows = out.size(0), cols = out.size(1);
@@ -125,7 +125,7 @@ void act_grad(const ActGrad& args, ActSpec spec) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "fastgan_act_grad_cuda", [&] {
     act_grad_kernel<scalar_t><<<blocks_for(rows * cols), kThreads, 0, stream>>>(
         out.data_ptr<scalar_t>(), args.saved.data_ptr<scalar_t>(), args.e.data_ptr<scalar_t>(),
-        data_or_null<scalar_t>(args.coef), args.coef_row0, rows, cols, spec.act, spec.alpha);
+        data_or_null<scalar_t>(args.coef), args.coef_row0, rows, cols);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }

@@ -43,7 +43,7 @@ class Activation final : public Unit {
     const int64_t rows = x[0].size(0), cols = x[0].size(1);
     BiasActForward epi;
     epi.z = in_place_ ? y : y.copy_(x[0]);  // the epilogue runs in place
-    epi.bias = b_.defined() ? b_.contiguous() : at::zeros({cols}, x[0].options());
+    if (b_.defined()) epi.bias = b_.contiguous();
     epi.d1 = d1_ = at::empty_like(y);
     d2_ = pass.penalised > 0 ? at::empty({rows - pass.row0, cols}, y.options()) : at::Tensor();
     epi.d2 = d2_;

@@ -58,12 +58,13 @@ class MLPGraph:
     is the critic's forward, which the ``eager`` backend differentiates."""
 
     def __init__(self, params: Sequence[Tensor], act: str, alpha: float, forward):
-        self.params, self.act, self.alpha, self.forward = list(params), act, alpha, forward
+        self.params, self.forward = list(params), forward
+        self.spec = mlp_spec(self.params, act, alpha)
         self.nodes = len(self.params) - 1  # a linear and an act per hidden layer, and the output linear
 
     def loss(self, real: Tensor, fake: Tensor, **kwargs) -> CriticLoss:
         """:func:`fastgan.ops.graph.graph_loss` on this critic."""
-        return graph_loss(mlp_spec(self.params, self.act, self.alpha), self.forward, real, fake, **kwargs)
+        return graph_loss(self.spec, self.forward, real, fake, **kwargs)
 
 
 def critic_loss(real: Tensor, fake: Tensor, params: Sequence[Tensor], act: str = "lrelu",
