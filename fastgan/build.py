@@ -15,12 +15,16 @@ Tensor = torch.Tensor
 def networks(cfg: TrainConfig, data, device: torch.device, dtype: torch.dtype, generator=None,
              critic=None) -> tuple[torch.nn.Module, torch.nn.Module, int]:
     """(generator, critic, latent size) of a run on ``data``, on ``device`` in
-    ``dtype``: the built-in networks of the data's kind (drawn from torch's RNG), or the
-    user's, whose latent size is ``cfg.latent_dim`` or the generator's ``latent_dim``."""
-    images = data.is_image
+    ``dtype``: the built-in networks of the data's kind and ``cfg.arch`` (drawn from
+    torch's RNG), or the user's, whose latent size is ``cfg.latent_dim`` or the
+    generator's ``latent_dim``."""
     if generator is None:
-        latent_dim = cfg.latent_dim or (64 if images else 2)
-        generator, critic = models.build(data.shape, latent_dim, cfg.width or (64 if images else 512), device)
+        problem = models.image_shape_problem(tuple(data.shape), cfg.arch)
+        if problem:
+            raise ConfigError("data", f"{cfg.data}: {problem}")
+        latent_dim = cfg.latent_dim or models.default_latent(data.shape, cfg.arch)
+        width = cfg.width or models.default_width(data.shape, cfg.arch)
+        generator, critic = models.build(data.shape, latent_dim, width, device, cfg.arch)
     else:
         latent_dim = cfg.latent_dim or getattr(generator, "latent_dim", None)
         if not isinstance(latent_dim, int):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fastgan import _checks, objectives
+from fastgan import _checks, objectives, sizes
 
 
 def _setting(default, help: str, kind: type | None = None, unset: str = "set by the objective and the data"):
@@ -29,8 +29,9 @@ class ConfigTypeError(ConfigError, TypeError):
     """A run setting of the wrong type (a float ``steps``, a string ``lr``)."""
 
 
-_CHOICES = {"amp": ("none", "bf16", "fp16"), "critic_step": ("fused", "drop-in"), "checks": _checks.MODES, "lr_decay": ("none", "linear"), "noise_schedule": ("linear", "exponential", "cosine"),
-            "dtype": ("float32", "float64")}
+_CHOICES = {"amp": ("none", "bf16", "fp16"), "arch": sizes.ARCHS, "critic_step": ("fused", "drop-in"),
+            "checks": _checks.MODES, "lr_decay": ("none", "linear"),
+            "noise_schedule": ("linear", "exponential", "cosine"), "dtype": ("float32", "float64")}
 # (minimum, whether the minimum itself is allowed) of the numeric settings
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
            "beta1": (0, True), "beta2": (0, True), "lam": (0, True), "lazy_penalty": (1, True),
@@ -55,7 +56,8 @@ class TrainConfig:
     batch: int = _setting(256, "batch size (the whole batch, over all ranks)")
     n_critic: int | None = _setting(None, "critic steps per generator step", int)
     lr: float | None = _setting(None, "learning rate of both networks", float)
-    lr_decay: str = _setting("none", "learning-rate schedule: none, or linear to 0 at the last step")
+    lr_decay: str | None = _setting(None, "learning-rate schedule: none, or linear to 0 at the last step", str,
+                                    unset="linear for --arch resnet with wgan-gp (the paper's), else none")
     beta1: float | None = _setting(None, "Adam's beta1, in [0, 1)", float)
     beta2: float | None = _setting(None, "Adam's beta2, in [0, 1)", float)
     lam: float | None = _setting(None, "gradient penalty weight (wgan-gp), R1's gamma (nsgan-r1)", float)
@@ -69,8 +71,13 @@ class TrainConfig:
     schedule_steps: int | None = _setting(
         None, "the generator step at which the lr decay and the noise annealing end", int,
         unset="--steps; a resumed run keeps the end it started with")
-    width: int | None = _setting(None, "network width", int, unset="512 for points, 64 for images")
-    latent_dim: int | None = _setting(None, "latent size", int, unset="2 for points (the toy code), 64 for images")
+    arch: str = _setting("dcgan", "the image networks: dcgan (DCGAN-style conv nets) or resnet (the WGAN-GP "
+                                  "paper's ResNets: its CIFAR nets up to 32 pixels, its 64x64 nets above)")
+    width: int | None = _setting(None, "network width", int,
+                                 unset="512 for points, 64 for dcgan images, for resnet 128 up to 32 pixels "
+                                       "and 64 above")
+    latent_dim: int | None = _setting(None, "latent size", int,
+                                      unset="2 for points (the toy code), 64 for dcgan images, 128 for resnet")
     eval_every: int = _setting(500, "metrics every k steps (0: at the start and the end only)")
     eval_samples: int = _setting(1000, "samples per metric evaluation")
     log_every: int = _setting(10, "a metrics.jsonl line every k steps")
@@ -111,7 +118,7 @@ class TrainConfig:
             raise ConfigError("objective", f"must be one of {', '.join(objectives.OBJECTIVES)}, "
                                            f"got {self.objective!r}")
         for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
+            if getattr(self, name) not in choices and not (name == "lr_decay" and self.lr_decay is None):
                 raise ConfigError(name, f"must be {' or '.join(choices)}, got {getattr(self, name)!r}")
         for name, (low, inclusive) in _BOUNDS.items():
             value = getattr(self, name)
@@ -158,7 +165,7 @@ def _typed(f: dataclasses.Field, value):
 
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
-RESUME_KEYS = ("objective", "data", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
+RESUME_KEYS = ("objective", "data", "arch", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
                "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
                "amp")
 

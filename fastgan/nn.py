@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastgan import _checks, activations
+from fastgan import _checks, activations, sizes
 from fastgan.activations import DEFAULT_ALPHA
 from fastgan.ops import graph as G
 from fastgan.ops.bias_act import bias_act
@@ -338,10 +338,19 @@ class FusedConv2d(nn.Conv2d):
         return f"{super().extra_repr()}, act={self.act!r}"
 
 
+def _levels(image_size: int) -> tuple[int, int]:
+    """``(start, n)`` of a DCGAN image size; a size the nets cannot take is refused."""
+    found = sizes.levels(image_size, "dcgan")
+    if found is None:
+        raise ValueError(f"image_size {image_size}: the DCGAN nets take {sizes.supported_sizes('dcgan')}")
+    return found
+
+
 class DCGANCritic(GraphCritic, nn.Module):
-    """A DCGAN-style convolutional critic for square images of 8 to 64 pixels, built from
-    FusedConv2d: stride-2 4x4 convolutions with leaky ReLU, doubling the channels down
-    to 4x4, then a linear output. No BatchNorm (WGAN-GP's penalty is per sample);
+    """A DCGAN-style convolutional critic for square images of the sizes of
+    :mod:`fastgan.sizes` (``start * 2**n`` pixels, ``start`` in 4..7, ``n >= 1``), built
+    from FusedConv2d: stride-2 4x4 convolutions with leaky ReLU, doubling the channels
+    down to ``start`` x ``start``, then a linear output. No BatchNorm (WGAN-GP's penalty is per sample);
     ``layer_norm=True`` normalises each block's features per sample instead. Its
     ``wgan_gp_loss``, ``wgan_loss`` and ``r1_loss`` run the fused step.
     """
@@ -349,10 +358,9 @@ class DCGANCritic(GraphCritic, nn.Module):
     def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64,
                  layer_norm: bool = False, negative_slope: float = 0.2, *, device=None, dtype=None):
         super().__init__()
-        if image_size not in (8, 16, 32, 64):
-            raise ValueError(f"image_size must be 8, 16, 32 or 64, got {image_size}")
+        start, _ = _levels(image_size)
         blocks, size, c_in, c_out = [], image_size, channels, width
-        while size > 4:
+        while size > start:
             act = "linear" if layer_norm else "lrelu"
             blocks.append(FusedConv2d(c_in, c_out, 4, 2, 1, act=act, alpha=negative_slope,
                                       device=device, dtype=dtype))
@@ -362,27 +370,27 @@ class DCGANCritic(GraphCritic, nn.Module):
                            nn.LeakyReLU(negative_slope)]
             c_in, c_out = c_out, c_out * 2
         self.features = nn.Sequential(*blocks)
-        self.out = nn.Linear(c_in * 4 * 4, 1, device=device, dtype=dtype)
+        self.out = nn.Linear(c_in * start * start, 1, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.features(x).flatten(1))
 
 
 class DCGANGenerator(nn.Module):
-    """A DCGAN generator for square images of 8 to 64 pixels: a linear map of the latent
-    to 4x4 features, then stride-2 transposed convolutions with BatchNorm and ReLU,
-    halving the channels, and a tanh image."""
+    """A DCGAN generator for square images of the sizes of :mod:`fastgan.sizes`
+    (``start * 2**n`` pixels): a linear map of the latent to ``start`` x ``start``
+    features (7x7 for 28 pixels), then stride-2 transposed convolutions with BatchNorm
+    and ReLU, halving the channels, and a tanh image."""
 
     def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3,
                  width: int = 64, *, device=None, dtype=None):
         super().__init__()
-        if image_size not in (8, 16, 32, 64):
-            raise ValueError(f"image_size must be 8, 16, 32 or 64, got {image_size}")
-        ups = {8: 1, 16: 2, 32: 3, 64: 4}[image_size]
+        self.start, ups = _levels(image_size)
         c = width * 2 ** (ups - 1)
         kw = dict(device=device, dtype=dtype)
         self.latent_dim, self.c0 = latent_dim, c
-        self.project = nn.Sequential(nn.Linear(latent_dim, c * 16, **kw), nn.BatchNorm1d(c * 16, **kw),
+        area = self.start * self.start
+        self.project = nn.Sequential(nn.Linear(latent_dim, c * area, **kw), nn.BatchNorm1d(c * area, **kw),
                                      nn.ReLU())
         layers = []
         for i in range(ups):
@@ -394,4 +402,4 @@ class DCGANGenerator(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.body(self.project(z).view(-1, self.c0, 4, 4))
+        return self.body(self.project(z).view(-1, self.c0, self.start, self.start))

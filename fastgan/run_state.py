@@ -27,11 +27,17 @@ def state(trainer) -> dict:
             "scalers": [trainer.scaler_d.state_dict(), trainer.scaler_g.state_dict()]}
 
 
+def saved_config(saved_state: dict) -> dict:
+    """The settings of a checkpoint; settings added to fastgan after it was written
+    take their defaults (``arch``: the DCGAN nets every earlier image run had)."""
+    return {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **saved_state["config"]}
+
+
 def resumed_config(path: str, saved_state: dict, *, networks: bool, data: bool, overrides: dict) -> TrainConfig:
     """The settings of the run resuming the checkpoint at ``path`` (its folder becomes
     ``out``): the saved ones with ``overrides``. ``networks`` and ``data`` say whether
     the user gave them again, which a run of the user's own needs."""
-    saved = saved_state["config"]
+    saved = saved_config(saved_state)
     user, needed = saved_state.get("user", {}), []
     if user.get("networks") and not networks:
         needed.append("generator=..., critic=...")
@@ -52,7 +58,7 @@ def restore(trainer, path: str, saved_state: dict) -> None:
     """Gives ``trainer`` (built from :func:`resumed_config`) the rest of the checkpoint
     at ``path``: the networks, optimisers, EMA, scalers, step and RNG streams; says how
     the schedules are timed where the steps changed."""
-    saved, cfg, group = saved_state["config"], trainer.cfg, trainer.group
+    saved, cfg, group = saved_config(saved_state), trainer.cfg, trainer.group
     checkpoint.check_matches(path, saved, dataclasses.asdict(cfg), RESUME_KEYS)
     horizon = saved.get("schedule_steps") or saved["steps"]
     schedules = trainer.schedules()

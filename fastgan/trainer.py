@@ -76,6 +76,8 @@ class Trainer:
         if self.data is not None:
             cfg = dataclasses.replace(cfg, data=self.data.name)
         cfg.validate()
+        if generator is not None and cfg.arch != "dcgan":
+            raise ConfigError("arch", "chooses the built-in networks; it cannot be combined with your own")
         self.cfg = cfg
         self.user = {"networks": generator is not None, "data": data is not None}
         self.group, self.device = distributed.setup(resolve_device(cfg.device), cfg.dist_timeout)
@@ -91,7 +93,8 @@ class Trainer:
         except OSError as exc:
             raise ConfigError("out", f"{cfg.out!r} cannot be made a run folder: {exc.strerror}") from None
         self.data = self.data or datasets.load(cfg.data)
-        hp = objectives.defaults(cfg.objective, self.data.is_image)
+        hp = objectives.defaults(cfg.objective, self.data.is_image, cfg.arch)
+        self.lr_decay = cfg.lr_decay or hp.lr_decay
         self.n_critic = cfg.n_critic or hp.n_critic
         self.lam = hp.lam if cfg.lam is None else cfg.lam
         self.clip = hp.clip if cfg.clip is None else cfg.clip
@@ -219,8 +222,8 @@ class Trainer:
     def schedules(self) -> list[str]:
         """The schedules this run follows, in words (none, one or both)."""
         names = []
-        if self.cfg.lr_decay != "none":
-            names.append(f"the {self.cfg.lr_decay} learning-rate decay")
+        if self.lr_decay != "none":
+            names.append(f"the {self.lr_decay} learning-rate decay")
         if self.cfg.objective == "noisy-gan":
             names.append(f"the {self.cfg.noise_schedule} instance-noise annealing")
         return names
@@ -322,7 +325,7 @@ class Trainer:
         WGAN-GP reference image code does; a function of the step alone, so a resumed
         run follows it exactly."""
         decayed = self.lr * max(0.0, 1 - self.step / self.horizon)
-        lr = decayed if self.cfg.lr_decay == "linear" else self.lr
+        lr = decayed if self.lr_decay == "linear" else self.lr
         for opt in (self.opt_d, self.opt_g):
             for group in opt.param_groups:
                 group["lr"] = lr

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import fastgan
+import fastgan.nn
 from fastgan.cli import main
 from fastgan.config import ConfigError, ConfigTypeError, TrainConfig
 from fastgan.trainer import Trainer
@@ -33,10 +34,12 @@ def files(tmp_path_factory):
     write("corrupt.npz", b"PK not a zip", "wb")
     np.save(d / "nan.npy", np.array([[0.0, np.nan]] * 4))
     np.save(d / "three_d.npy", np.zeros((4, 3, 5)))
-    np.save(d / "odd_images.npy", np.zeros((4, 1, 12, 12)))
+    np.save(d / "odd_images.npy", np.zeros((4, 1, 18, 18)))
+    np.save(d / "wide_images.npy", np.zeros((4, 1, 16, 12)))
+    np.save(d / "huge_images.npy", np.zeros((1, 1, 512, 512), dtype=np.float32))
     np.save(d / "strings.npy", np.array([["a", "b"]] * 4))
     np.savez(d / "two.npz", a=np.zeros((4, 2)), b=np.zeros((4, 2)))
-    for name in ("nan.npy", "three_d.npy", "odd_images.npy", "strings.npy", "two.npz"):
+    for name in ("nan.npy", "three_d.npy", "odd_images.npy", "wide_images.npy", "huge_images.npy", "strings.npy", "two.npz"):
         paths[name.replace(".", "_")] = str(d / name)
     write("bad_images/a.png", b"\x89PNG\r\n\x1a\n not an image", "wb")
     write("empty_images/readme.txt", "no images here")
@@ -96,7 +99,11 @@ CLI_CASES = [
     (["train", "--data", "{three_d_npy}"], "three_d.npy: expected a non-empty (N, D) or (N, C, H, W)"),
     (["train", "--data", "{strings_npy}"], "strings.npy: cannot read the array"),
     (["train", "--data", "{two_npz}"], "two.npz: cannot read the array (it holds arrays"),
-    (["train", "--data", "{odd_images_npy}"], "(1, 12, 12)"),
+    (["train", "--data", "{odd_images_npy}"], "images of 18x18 pixels: --arch dcgan takes 8, 10, 12"),
+    (["train", "--data", "{wide_images_npy}"], "(1, 16, 12): expected (D,) points or square (C, H, W) images"),
+    (["train", "--data", "{huge_images_npy}"], "images of 512x512 pixels: --arch dcgan takes"),
+    (["train", "--data", "digits", "--arch", "resnet"], "--data digits: images of 8x8 pixels: --arch resnet takes 16,"),
+    (["train", "--arch", "vgg"], "--arch must be dcgan or resnet, got 'vgg'"),
     (["train", "--data", "{dir}/bad_images"], "a.png: cannot decode the image"),
     (["train", "--data", "{dir}/empty_images"], "empty_images holds no images"),
     # train: output, config files, resume
@@ -172,6 +179,10 @@ API_CASES = [
     (lambda: TrainConfig(width=0).validate(), ConfigError, "width must be >= 1"),
     (lambda: TrainConfig(beta2=1.0).validate(), ValueError, "beta2 must be < 1"),
     (lambda: Trainer(TrainConfig(data="no-such-set")), ValueError, "unknown data set 'no-such-set'"),
+    (lambda: Trainer(TrainConfig(arch="resnet"), generator=_mlp(), critic=_mlp()), ConfigError,
+     "arch chooses the built-in networks"),
+    (lambda: fastgan.nn.DCGANCritic(18), ValueError, "image_size 18: the DCGAN nets take 8, 10"),
+    (lambda: fastgan.nn.DCGANGenerator(16, 4), ValueError, "image_size 4: the DCGAN nets take"),
     (lambda: fastgan.gradient_penalty(lambda x: torch.cat([x.sum(1, keepdim=True)] * 2, 1), *_pairs()),
      ValueError, "one value per sample"),
     (lambda: fastgan.gradient_penalty(lambda x: x.sum(1).mean(), *_pairs()), ValueError, "one value per sample"),

@@ -10,6 +10,8 @@ fastgan, each written as its best version of its kind:
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -60,10 +62,14 @@ def func_loss(critic: nn.Module, real: Tensor, fake: Tensor, lam: float) -> Tens
 
 
 def plain_twin(critic: nn.Module) -> nn.Module:
-    """The critic as torch modules only: a FusedMLPCritic's nn.Sequential, or a
-    DCGANCritic's FusedConv2d blocks as nn.Conv2d + nn.LeakyReLU (same weights)."""
+    """The critic as torch modules only: a FusedMLPCritic's nn.Sequential, a
+    DCGANCritic's FusedConv2d blocks as nn.Conv2d + nn.LeakyReLU (same weights), or a
+    copy of the paper's ResNet critics (plain torch modules)."""
     from fastgan.nn import DCGANCritic, FusedMLPCritic
+    from fastgan.resnet import DeepResNetCritic, ResNetCritic
 
+    if isinstance(critic, (ResNetCritic, DeepResNetCritic)):  # torch modules already
+        return copy.deepcopy(critic)
     if isinstance(critic, FusedMLPCritic):
         return critic.to_sequential()
     if isinstance(critic, DCGANCritic):

@@ -9,7 +9,8 @@ a fused critic step, timed in the same run.
   step, and the residual critics traced from their modules (:func:`graph_critic_step`),
   each beside its conv floor (:func:`floor_convolutions`);
 * ``train-iter``: a whole training iteration (n_critic critic steps, a generator step,
-  optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets;
+  optimisers) for wgan-gp and wgan, on the toy MLPs and on the DCGAN digits nets, and
+  for wgan-gp on the paper's CIFAR ResNets (``--arch resnet``) at 32x32;
 * ``ops``: the drop-in ops (:mod:`fastgan.benchmarks.ops_suite`);
 * ``scaling``: the fused critic step over batch and width sweeps, against the floor.
 """
@@ -27,6 +28,7 @@ from fastgan.benchmarks.harness import Peer, cuda_graph
 from fastgan.benchmarks.ops_suite import ops
 from fastgan.config import TrainConfig
 from fastgan.nn import DCGANCritic
+from fastgan.resnet import group_norm
 from fastgan.trainer import Trainer
 
 CRITIC_CONFIGS = [("toy", (2, 512, 512, 512), 256), ("toy tanh", (2, 512, 512, 512), 256),
@@ -235,15 +237,11 @@ def conv_critic_step(quick: bool, device: torch.device):
             yield label, with_cuda_graphs(peers, device), floor
 
 
-def _group_norm(c: int) -> torch.nn.Module:
-    return torch.nn.GroupNorm(1, c)
-
-
 # (name, critic, sample shape, batch, loss): the residual critics users train with a
 # penalty, traced from their own modules. The paper's 64x64 GroupNorm critic runs at
 # 32x32 with 64 channels here (at 64x64 one eager step takes minutes on 2 cores).
 GRAPH_CONFIGS = [("CIFAR ResNet 128ch 32x32", lambda: ResNetCritic(128), (3, 32, 32), 64, "wgan-gp"),
-                 ("ResNet GroupNorm(1,C) 64ch 32x32", lambda: ResNetCritic(64, norm=_group_norm), (3, 32, 32), 32,
+                 ("ResNet GroupNorm(1,C) 64ch 32x32", lambda: ResNetCritic(64, norm=group_norm), (3, 32, 32), 32,
                   "wgan-gp"),
                  ("grouped+depthwise residual 64ch 32x32", lambda: GroupedCritic(64, blocks=3, groups=8),
                   (3, 32, 32), 64, "r1+r2")]
@@ -354,20 +352,28 @@ def torch_iteration(objective, data, critic, generator, batch, latent, n_critic,
     return iteration
 
 
-TRAIN_CONFIGS = [("wgan-gp", "8gaussians"), ("wgan", "8gaussians"), ("wgan-gp", "digits"), ("wgan", "digits")]
+# (objective, data, arch, width, batch, name, with torch.compile peers): the ResNet row
+# leaves out the compiled peers on a CPU, whose compilation of the residual nets' steps
+# takes minutes on 2 cores.
+TRAIN_CONFIGS = [("wgan-gp", "8gaussians", "dcgan", None, 256, "toy MLP 512x3", True),
+                 ("wgan", "8gaussians", "dcgan", None, 256, "toy MLP 512x3", True),
+                 ("wgan-gp", "digits", "dcgan", None, 64, "DCGAN digits 8x8", True),
+                 ("wgan", "digits", "dcgan", None, 64, "DCGAN digits 8x8", True),
+                 ("wgan-gp", "digits32", "resnet", 64, 32, "ResNet 32x32 (CIFAR nets, 64ch) digits32", False)]
 
 
 def train_iter(quick: bool, device: torch.device):
-    for objective, data_name in (TRAIN_CONFIGS[:2] if quick else TRAIN_CONFIGS):
-        batch = 256 if data_name == "8gaussians" else 64
+    for objective, data_name, arch, width, batch, name, compiles in (TRAIN_CONFIGS[:2] if quick else TRAIN_CONFIGS):
         def make_trainer(compile, critic_step="fused"):
-            trainer = Trainer(TrainConfig(objective=objective, data=data_name, batch=batch, steps=10**9,
-                                          n_critic=5, log_every=10**9, progress=False, device=str(device),
-                                          out=run_folder.scratch(), compile=compile, critic_step=critic_step))
+            trainer = Trainer(TrainConfig(objective=objective, data=data_name, arch=arch, width=width, batch=batch,
+                                          steps=10**9, n_critic=5, log_every=10**9, progress=False,
+                                          device=str(device), out=run_folder.scratch(), compile=compile,
+                                          critic_step=critic_step))
             trainer.step = 25  # past wgan's 100-critic-step start: a steady-state iteration
             return trainer
 
-        trainer, compiled, drop_in = make_trainer(False), make_trainer(True), make_trainer(False, "drop-in")
+        compiles = compiles or device.type == "cuda"
+        trainer, drop_in = make_trainer(False), make_trainer(False, "drop-in")
 
         def torch_peer(name, careful, compiled=False):
             twin = P.plain_twin(trainer.critic)  # torch modules, the trainer's weights
@@ -375,12 +381,12 @@ def train_iter(quick: bool, device: torch.device):
             return Peer(name, torch_iteration(objective, trainer.data, twin, generator, batch, trainer.latent_dim,
                                               5, trainer.lam, careful, compiled), compiled=compiled)
 
-        peers = [torch_peer("eager", False), torch_peer("eager-careful", True),
-                 torch_peer("torch.compile", False, compiled=True),
-                 Peer("fastgan", trainer.train_step, fastgan.backends.resolve(device)),
-                 Peer("fastgan --compile", compiled.train_step, fastgan.backends.resolve(device), compiled=True),
-                 Peer("fastgan --critic-step drop-in", drop_in.train_step, fastgan.backends.resolve(device))]
-        name = "toy MLP 512x3" if data_name == "8gaussians" else "DCGAN digits 8x8"
+        backend = fastgan.backends.resolve(device)
+        peers = [torch_peer("eager", False), torch_peer("eager-careful", True)]
+        peers += [torch_peer("torch.compile", False, compiled=True)] if compiles else []
+        peers.append(Peer("fastgan", trainer.train_step, backend))
+        peers += [Peer("fastgan --compile", make_trainer(True).train_step, backend, compiled=True)] if compiles else []
+        peers.append(Peer("fastgan --critic-step drop-in", drop_in.train_step, backend))
         yield f"{objective} {name} B={batch}", peers, None
 
 
