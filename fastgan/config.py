@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fastgan import _checks, objectives, sizes
+from fastgan import _checks, augment, objectives, sizes
 
 
 def _setting(default, help: str, kind: type | None = None, unset: str = "set by the objective and the data"):
@@ -71,6 +71,9 @@ class TrainConfig:
     schedule_steps: int | None = _setting(
         None, "the generator step at which the lr decay and the noise annealing end", int,
         unset="--steps; a resumed run keeps the end it started with")
+    augment: str = _setting("none", "differentiable augmentation of real and fake images before every critic "
+                                    "call (DiffAugment): none, or a comma-separated policy of color, translation "
+                                    "and cutout")
     arch: str = _setting("dcgan", "the image networks: dcgan (DCGAN-style conv nets) or resnet (the WGAN-GP "
                                   "paper's ResNets: its CIFAR nets up to 32 pixels, its 64x64 nets above)")
     width: int | None = _setting(None, "network width", int,
@@ -133,6 +136,10 @@ class TrainConfig:
                 raise ConfigError(name, f"must be < 1, got {getattr(self, name)}")
         if not self.data:
             raise ConfigError("data", "must name a data set or a path, got ''")
+        try:
+            augment.parse_policy(self.augment)
+        except ValueError as exc:
+            raise ConfigError("augment", str(exc)) from None
         if self.compile and self.amp == "fp16":
             raise ConfigError("amp", "fp16 cannot be combined with compile: torch.compile does not trace the "
                                      "GradScaler (use bf16, which needs none)")
@@ -165,7 +172,7 @@ def _typed(f: dataclasses.Field, value):
 
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
-RESUME_KEYS = ("objective", "data", "arch", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
+RESUME_KEYS = ("objective", "data", "arch", "augment", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
                "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
                "amp")
 

@@ -194,6 +194,15 @@ class CriticObjective(torch.nn.Module):
             loss = loss + lam * penalty
         return loss, w, penalty
 
+    def prepare(self, batch: Tensor) -> None:
+        """Builds the fused step's graph for batches shaped like ``batch`` now, so that a
+        compiled step (``torch.compile(fullgraph=True)``, which cannot trace the graph's
+        construction) finds it built; nothing to do for the other paths."""
+        from fastgan.ops.trace import TracedCritic
+
+        if isinstance(self.graph, TracedCritic):  # (an MLP's graph is built with it)
+            self.graph.spec(batch)
+
     def describe(self) -> str:
         """Which path the critic step takes, and for the drop-in path why: the line a
         run starts with."""

@@ -17,8 +17,8 @@ import warnings
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fastgan import _checks, build, checkpoint, data as datasets, distributed, evaluation, objectives, profiling
-from fastgan import run_folder, run_log, run_state
+from fastgan import _checks, augment, build, checkpoint, data as datasets, distributed, evaluation, objectives
+from fastgan import profiling, run_folder, run_log, run_state
 from fastgan.config import ConfigError, TrainConfig, resolve_device
 from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
@@ -98,6 +98,10 @@ class Trainer:
         self.n_critic = cfg.n_critic or hp.n_critic
         self.lam = hp.lam if cfg.lam is None else cfg.lam
         self.clip = hp.clip if cfg.clip is None else cfg.clip
+        self.augment = augment.DiffAugment(cfg.augment)
+        if self.augment and not self.data.is_image:
+            raise ConfigError("augment", f"transforms images; the data {cfg.data} are points of shape "
+                                         f"{tuple(self.data.shape)}")
         torch.manual_seed(cfg.seed)
         self.generator, self.critic, self.latent_dim = build.networks(cfg, self.data, self.device, self.dtype,
                                                                       generator, critic)
@@ -129,6 +133,7 @@ class Trainer:
         # the two losses with their backward, one torch.compile'd graph each with --compile
         self._critic_pass, self._generator_pass = self._critic_loss_backward, self._generator_loss_backward
         if cfg.compile:
+            self.critic_objective.prepare(torch.zeros(2, *self.data.shape, device=self.device, dtype=self.dtype))
             self._critic_pass = _compiled(self._critic_loss_backward)
             self._generator_pass = _compiled(self._generator_loss_backward)
         if self.ddp:
@@ -215,6 +220,11 @@ class Trainer:
         """``n`` latent codes for this rank, from its own noise stream."""
         return torch.randn(n, self.latent_dim).to(self.device, self.dtype)
 
+    def augment_params(self) -> dict[str, Tensor]:
+        """The per-sample parameters of ``cfg.augment`` for one batch of this rank
+        (:meth:`fastgan.augment.DiffAugment.draw`), from its own stream."""
+        return self.augment.draw(self.batch, *self.data.shape[1:]) if self.augment else {}
+
     def sample_eps(self, n: int) -> Tensor:
         """The ``n`` interpolation weights of the gradient penalty, shape ``(n,)``."""
         return torch.rand(n, dtype=self.dtype, device=self.device)
@@ -244,6 +254,10 @@ class Trainer:
             real = self.sample_real(self.batch)
             with torch.no_grad():
                 fake = self.generator(self.sample_latent(self.batch))
+        if self.augment:  # (a penalty then interpolates between the augmented batches)
+            with span("augment"):
+                real = self.augment.apply(real, self.augment_params())
+                fake = self.augment.apply(fake, self.augment_params())
         # every k-th critic step of the run (n_critic is constant for the penalised objectives)
         penalised = obj in ("wgan-gp", "nsgan-r1") and (self.step * self.n_critic + it) % cfg.lazy_penalty == 0
         lam = self.lam * cfg.lazy_penalty if penalised else 0.0
@@ -274,12 +288,14 @@ class Trainer:
         (self.scaler_d.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
         return loss.detach(), w, None if penalty is None else penalty.detach()
 
-    def _generator_loss_backward(self, z: Tensor, sigma: float) -> Tensor:
-        """The generator's loss and its backward (compiled with ``--compile``); returns
-        the loss, detached."""
+    def _generator_loss_backward(self, z: Tensor, sigma: float, augment_params: dict[str, Tensor]) -> Tensor:
+        """The generator's loss and its backward (compiled with ``--compile``), through
+        the augmentation of ``augment_params``; returns the loss, detached."""
         with self._autocast():
-            # through the noise (Cor. 3.2)
-            x = objectives.instance_noise(self.generator_forward(z), sigma)
+            x = self.generator_forward(z)
+            if self.augment:
+                x = self.augment.apply(x, augment_params)
+            x = objectives.instance_noise(x, sigma)  # through the noise (Cor. 3.2)
             loss = objectives.generator_loss(self.cfg.objective, objectives.loss_precision(self.critic(x)))
         (self.scaler_g.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
         return loss.detach()
@@ -288,7 +304,8 @@ class Trainer:
         with span("generator_step"):
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
-            loss = self._generator_pass(self.sample_latent(self.batch), sigma)
+            z = self.sample_latent(self.batch)
+            loss = self._generator_pass(z, sigma, self.augment_params())
             if not self.ddp:
                 self.group.average_gradients(self.generator)
             stats = {}

@@ -104,6 +104,9 @@ CLI_CASES = [
     (["train", "--data", "{huge_images_npy}"], "images of 512x512 pixels: --arch dcgan takes"),
     (["train", "--data", "digits", "--arch", "resnet"], "--data digits: images of 8x8 pixels: --arch resnet takes 16,"),
     (["train", "--arch", "vgg"], "--arch must be dcgan or resnet, got 'vgg'"),
+    (["train", "--augment", "blur"], "--augment has 'blur'; expected none, or a comma-separated list of color,"),
+    (["train", "--augment", "color,color"], "--augment names a transform twice"),
+    (["train", "--augment", "color"], "--augment transforms images; the data 8gaussians are points of shape (2,)"),
     (["train", "--data", "{dir}/bad_images"], "a.png: cannot decode the image"),
     (["train", "--data", "{dir}/empty_images"], "empty_images holds no images"),
     # train: output, config files, resume
