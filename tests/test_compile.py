@@ -147,6 +147,15 @@ def test_under_compilation_eager_checks_are_deferred_flags():
     torch._dynamo.reset()
 
 
+def _eager_beside_compiled(trainer) -> dict:
+    """Runs the eager pass before each compiled pass of ``trainer`` (:func:`lockstep`);
+    the gradient errors per network."""
+    errors = {"critic": [], "generator": []}
+    lockstep(trainer, "_critic_pass", trainer._critic_loss_backward, trainer.critic, errors["critic"])
+    lockstep(trainer, "_generator_pass", trainer._generator_loss_backward, trainer.generator, errors["generator"])
+    return errors
+
+
 @pytest.mark.parametrize("objective, data", [("wgan-gp", "8gaussians"), ("wgan-gp", "digits"),
                                              ("noisy-gan", "8gaussians")])
 def test_the_compiled_train_step_follows_eager(tmp_path, monkeypatch, objective, data):
@@ -160,9 +169,7 @@ def test_the_compiled_train_step_follows_eager(tmp_path, monkeypatch, objective,
                       latent_dim=8, n_critic=2, dtype="float64", eval_every=0, eval_samples=20, log_every=1,
                       progress=False, out=str(tmp_path / "run"), compile=True)
     trainer = Trainer(cfg)
-    errors = {"critic": [], "generator": []}
-    lockstep(trainer, "_critic_pass", trainer._critic_loss_backward, trainer.critic, errors["critic"])
-    lockstep(trainer, "_generator_pass", trainer._generator_loss_backward, trainer.generator, errors["generator"])
+    errors = _eager_beside_compiled(trainer)
     trainer.run()
     assert len(errors["critic"]) == 6 and len(errors["generator"]) == 3
     assert max(errors["critic"] + errors["generator"]) < 1e-10
@@ -181,9 +188,7 @@ def test_a_compiled_image_run_with_augmentation_trains_from_its_first_call(tmp_p
                       out=str(tmp_path / "run"), compile=True)
     trainer = Trainer(cfg)
     assert "critic_loss" in trainer.train_step()  # the first calls compiled, before any eager one
-    errors = {"critic": [], "generator": []}
-    lockstep(trainer, "_critic_pass", trainer._critic_loss_backward, trainer.critic, errors["critic"])
-    lockstep(trainer, "_generator_pass", trainer._generator_loss_backward, trainer.generator, errors["generator"])
+    errors = _eager_beside_compiled(trainer)
     trainer.train_step()
     assert len(errors["critic"]) == 1 and len(errors["generator"]) == 1
     assert max(errors["critic"] + errors["generator"]) < 1e-10
