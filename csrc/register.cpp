@@ -11,7 +11,7 @@
 
 TORCH_LIBRARY(fastgan, m) {
   m.def(
-      "graph_step(Tensor real, Tensor fake, Tensor? eps, Tensor[] params, int[] ints, float[] floats, "
+      "graph_step(Tensor real, Tensor fake, Tensor? eps, Tensor? labels, Tensor[] params, int[] ints, float[] floats, "
       "int loss, float lam, float lam2, float center, bool one_sided, bool param_grads, bool triton) "
       "-> (Tensor, Tensor, Tensor, Tensor[])");
   m.def("row_penalty(Tensor g, float center, bool one_sided) -> (Tensor, Tensor)");

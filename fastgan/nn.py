@@ -70,18 +70,26 @@ class GraphCritic:
         return self.traced().loss(real, fake, **kwargs)
 
     def wgan_gp_loss(self, real: Tensor, fake: Tensor, lam: float = 10.0, eps: Tensor | None = None,
-                     center: float = 1.0, one_sided: bool = False) -> CriticLoss:
+                     center: float = 1.0, one_sided: bool = False, *, labels: Tensor | None = None,
+                     fake_labels: Tensor | None = None) -> CriticLoss:
         """The WGAN-GP critic loss (Gulrajani et al. 2017), fused:
         ``mean D(fake) - mean D(real) + lam * mean phi(||grad D(x^)||)`` with
         ``x^ = eps real + (1 - eps) fake`` (``eps`` one per sample, drawn when omitted) and
-        ``phi(n) = (n - center)^2``, or ``max(0, n - center)^2`` when ``one_sided``."""
-        return self._loss(real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center, one_sided=one_sided)
+        ``phi(n) = (n - center)^2``, or ``max(0, n - center)^2`` when ``one_sided``.
 
-    def wgan_loss(self, real: Tensor, fake: Tensor) -> CriticLoss:
+        A conditional critic (``forward(x, y)`` with a projection) takes the real
+        batch's classes ``labels`` and the fake batch's ``fake_labels`` (``labels`` when
+        omitted); ``x^`` takes its real sample's class. So do the other losses."""
+        return self._loss(real, fake, loss="wgan-gp", lam=lam, eps=eps, center=center, one_sided=one_sided,
+                          labels=labels, fake_labels=fake_labels)
+
+    def wgan_loss(self, real: Tensor, fake: Tensor, *, labels: Tensor | None = None,
+                  fake_labels: Tensor | None = None) -> CriticLoss:
         """The WGAN critic loss ``mean D(fake) - mean D(real)`` (for weight clipping), fused."""
-        return self._loss(real, fake, loss="wgan")
+        return self._loss(real, fake, loss="wgan", labels=labels, fake_labels=fake_labels)
 
-    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0, r2_gamma: float = 0.0) -> CriticLoss:
+    def r1_loss(self, real: Tensor, fake: Tensor, gamma: float = 10.0, r2_gamma: float = 0.0, *,
+                labels: Tensor | None = None, fake_labels: Tensor | None = None) -> CriticLoss:
         """The non-saturating logistic loss with the R1 penalty on the reals (the StyleGAN
         recipe), fused: ``mean softplus(D(fake)) + mean softplus(-D(real)) +
         gamma / 2 * mean ||grad D(real)||^2``, plus R2, ``r2_gamma / 2 * mean
@@ -91,7 +99,8 @@ class GraphCritic:
         for name, value in (("gamma", gamma), ("r2_gamma", r2_gamma)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
-        return self._loss(real, fake, loss="r1", lam=gamma / 2, lam2=r2_gamma / 2)
+        return self._loss(real, fake, loss="r1", lam=gamma / 2, lam2=r2_gamma / 2, labels=labels,
+                          fake_labels=fake_labels)
 
 
 class FusedMLPCritic(GraphCritic, nn.Sequential):

@@ -116,17 +116,19 @@ def row_penalty(g: Tensor, center: float = 1.0, one_sided: bool = False) -> Tens
     return phi.mean()
 
 
-def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None, lam=10.0,
-                       center=1.0, one_sided=False) -> StepResult:
+def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None, lam=10.0, center=1.0,
+                       one_sided=False, fake_critic: Callable[[Tensor], Tensor] | None = None) -> StepResult:
     """The WGAN-GP critic loss as the popular implementations write it.
 
     Separate forwards for real, fake and interpolates, then
     ``autograd.grad(create_graph=True)`` for the penalty. Call ``loss.backward()``
     for the gradients. ``eps=None`` gives the plain WGAN loss. This is the oracle the
     fused step is tested against and the ``eager`` peer of the benchmarks.
+    ``fake_critic`` scores the fakes where it differs (a conditional critic with the
+    fakes' classes).
     """
     d_real = critic(real).mean()
-    d_fake = critic(fake).mean()
+    d_fake = (fake_critic or critic)(fake).mean()
     wasserstein = d_real - d_fake
     penalty = torch.zeros((), dtype=real.dtype, device=real.device)
     if eps is not None:
@@ -139,25 +141,31 @@ def eager_wgan_gp_loss(critic: Callable[[Tensor], Tensor], real, fake, eps=None,
     return StepResult(loss, wasserstein.detach(), penalty.detach(), [])
 
 
-def chain_loss(critic: Callable[[Tensor], Tensor], real, fake, loss="wgan-gp", lam=10.0, eps=None,
-               center=1.0, one_sided=False, lam2=0.0) -> StepResult:
+def chain_loss(critic: Callable[..., Tensor], real, fake, loss="wgan-gp", lam=10.0, eps=None,
+               center=1.0, one_sided=False, lam2=0.0, labels=None) -> StepResult:
     """The loss of a fused critic step with autograd: ``wgan``, ``wgan-gp`` (as
     :func:`eager_wgan_gp_loss`) or ``r1`` (``mean softplus(D(fake)) + mean
     softplus(-D(real)) + lam * mean ||grad D(real)||^2``, plus ``lam2 * mean
     ||grad D(fake)||^2`` (R2) when ``lam2 > 0``; the penalty reported is the sum of the
     means; gradients by ``autograd.grad(create_graph=True)``). Call ``loss.backward()``
-    for the gradients."""
+    for the gradients. A conditional critic ``critic(x, y)`` takes ``labels``, the real
+    and the fake batch's classes; the interpolates take the real ones."""
+    fake_critic = critic
+    if labels is not None:
+        conditional, (real_labels, fake_labels) = critic, labels
+        critic, fake_critic = (lambda x: conditional(x, real_labels)), (lambda x: conditional(x, fake_labels))
     if loss != "r1":
-        return eager_wgan_gp_loss(critic, real, fake, eps if loss == "wgan-gp" else None, lam, center, one_sided)
+        return eager_wgan_gp_loss(critic, real, fake, eps if loss == "wgan-gp" else None, lam, center, one_sided,
+                                  fake_critic)
 
-    def penalised(batch):
+    def penalised(batch, critic=critic):
         x = batch.detach().requires_grad_(True)
         d = critic(x)
         (g,) = torch.autograd.grad(d, x, torch.ones_like(d), create_graph=True)
         return d, g.flatten(1).pow(2).sum(1).mean()
 
     d_real, penalty = penalised(real)
-    d_fake, penalty_fake = penalised(fake) if lam2 else (critic(fake), None)
+    d_fake, penalty_fake = penalised(fake, fake_critic) if lam2 else (fake_critic(fake), None)
     total = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + lam * penalty
     if lam2:
         total = total + lam2 * penalty_fake

@@ -151,5 +151,5 @@ def test_extension_checks_shapes_itself():
     params[2] = torch.randn(5, 4)
     real, fake = batches(2)
     with pytest.raises(RuntimeError, match=r"graph node 2 \(linear\) expects \(rows, 4\) input"):
-        torch.ops.fastgan.graph_step(real, fake, torch.rand(2), params, spec.ints, spec.floats, 1, 10.0, 0.0, 1.0,
-                                     False, True, False)
+        torch.ops.fastgan.graph_step(real, fake, torch.rand(2), None, params, spec.ints, spec.floats, 1, 10.0, 0.0,
+                                     1.0, False, True, False)

@@ -30,20 +30,24 @@ def critic_args():
 
 
 def graph_args(real, fake, eps):
-    """graph_step's arguments for a residual Linear, LayerNorm, SiLU, Linear graph (WGAN-GP)."""
+    """graph_step's arguments for a conditional residual Linear, LayerNorm, SiLU graph
+    with a Linear and a projection head (WGAN-GP, the labels of 4 classes)."""
     from torch import nn
 
     from fastgan.ops import graph as G
 
     torch.manual_seed(2)
     first, norm, last = nn.Linear(3, 3).double(), nn.LayerNorm(3).double(), nn.Linear(3, 1).double()
+    embedding = torch.randn(4, 3, dtype=torch.float64)
     g = G.GraphBuilder()
     h = G.act(g, G.norm(g, G.linear(g, 0, first.weight, first.bias), 1, False, norm.weight, norm.bias, 1e-5),
               "silu", 0.0)
-    G.linear(g, G.add(g, h, 0), last.weight, last.bias)
+    h = G.add(g, h, 0)
+    G.add(g, G.linear(g, h, last.weight, last.bias), G.projection(g, h, embedding))
     spec = g.spec()
-    return (real, fake, eps, [p.detach() for p in spec.params], spec.ints, spec.floats, 1, 10.0, 0.0, 1.0, False,
-            True, False)
+    labels = torch.randint(0, 4, (2 * real.shape[0],))
+    return (real, fake, eps, labels, [p.detach() for p in spec.params], spec.ints, spec.floats, 1, 10.0, 0.0, 1.0,
+            False, True, False)
 
 
 def differentiable_cases(requires_grad):
@@ -60,7 +64,7 @@ def mlp_graph_args(params, real, fake, eps, loss=1, lam2=0.0):
     from fastgan.ops.critic import mlp_spec
 
     spec = mlp_spec(params, "tanh", 0.0)
-    return real, fake, eps, params, spec.ints, spec.floats, loss, 10.0, lam2, 1.0, False, True, False
+    return real, fake, eps, None, params, spec.ints, spec.floats, loss, 10.0, lam2, 1.0, False, True, False
 
 
 def other_cases():

@@ -34,8 +34,8 @@ namespace {
 using Factory = std::unique_ptr<Unit> (*)(const NodeRecord&, Params&);
 
 // The table of kinds, indexed by a record's kind: fastgan/ops/graph.py's KINDS, in order.
-constexpr Factory kKinds[] = {make_linear,  make_conv2d, make_act,   make_flatten,    make_avgpool,
-                              make_norm,    make_add,    make_scale, make_global_pool};
+constexpr Factory kKinds[] = {make_linear, make_conv2d, make_act,   make_flatten,     make_avgpool,
+                              make_norm,   make_add,    make_scale, make_global_pool, make_projection};
 constexpr int64_t kKindCount = sizeof(kKinds) / sizeof(kKinds[0]);
 
 // The penalty epilogue: fastgan's C++/CUDA one or its Triton twin.
@@ -383,7 +383,8 @@ class Graph {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_step(
     const at::Tensor& real, const at::Tensor& fake, const c10::optional<at::Tensor>& eps,
-    at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss_kind,
+    const c10::optional<at::Tensor>& labels, at::TensorList params, at::IntArrayRef ints,
+    at::ArrayRef<double> floats, int64_t loss_kind,
     double lam, double lam2, double center, bool one_sided, bool param_grads, bool triton) {
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
   // The step runs in its inputs' dtype: under autocast (the caller casts the batches to
@@ -420,6 +421,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_st
   }
   std::vector<at::Tensor> grads(params.size());
   graph::Pass pass(grads, triton, row0, P);
+  if (labels.has_value()) {
+    // The rows' classes: the real and fake batches' own, and x^ takes its real sample's.
+    TORCH_CHECK(labels->dim() == 1 && labels->size(0) == 2 * B && labels->scalar_type() == at::kLong &&
+                    labels->device() == real.device(),
+                "fastgan: labels must be the real and fake batches' int64 classes, (", 2 * B, ",) on ",
+                real.device(), ", got ", labels->scalar_type(), " ", labels->sizes(), " on ", labels->device());
+    pass.labels = loss == GraphLoss::WGANGP ? at::cat({*labels, labels->narrow(0, 0, B)}) : labels->contiguous();
+  }
   graph::Params taker(params, X);
   graph::Graph g(ints, floats, taker, pass);
   TORCH_CHECK(taker.taken() == params.size(), "fastgan: the graph takes ", taker.taken(), " parameters, got ",

@@ -24,7 +24,9 @@ enum class GraphLoss : int64_t { WGAN = 0, WGANGP = 1, R1 = 2 };
 // input values, flags, 8 kind-specific integers) and `floats` (graph::kNodeFloats per
 // node), the nodes in topological order, the last one the critic's output (one value
 // per sample); value 0 is the batch, node i's output value i + 1. Its parameters are
-// `params`, in node order. `eps` (B,) is given for wgan-gp only. Returns (loss,
+// `params`, in node order. `eps` (B,) is given for wgan-gp only; `labels` (2B,), the
+// real then the fake batch's int64 classes, for a graph with a projection node (the
+// interpolates take their real sample's class). Returns (loss,
 // wasserstein = mean D(real) - mean D(fake), penalty = mean phi, or for r1 mean
 // |grad D(real)|^2 plus, with R2, mean |grad D(fake)|^2, the loss's gradients with
 // respect to params, or an empty list when param_grads is false). With `triton` the
@@ -32,7 +34,8 @@ enum class GraphLoss : int64_t { WGAN = 0, WGANGP = 1, R1 = 2 };
 // fastgan/kernels/chain_elementwise.py (imported first).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>> graph_step(
     const at::Tensor& real, const at::Tensor& fake, const c10::optional<at::Tensor>& eps,
-    at::TensorList params, at::IntArrayRef ints, at::ArrayRef<double> floats, int64_t loss,
+    const c10::optional<at::Tensor>& labels, at::TensorList params, at::IntArrayRef ints,
+    at::ArrayRef<double> floats, int64_t loss,
     double lam, double lam2, double center, bool one_sided, bool param_grads, bool triton);
 
 }  // namespace fastgan

@@ -82,6 +82,9 @@ class Pass {
   const int64_t penalised;  // how many rows are penalised (0: none)
   // Whether input_gradient runs the hbar pass (else the signal pass).
   bool hbar_pass = false;
+  // The class of each row of the stacked batch (int64), for a conditional critic's
+  // projection; undefined for an unconditional one.
+  at::Tensor labels;
 };
 
 // One node kind. The methods run in the order of the passes; the row ranges they see:
@@ -158,6 +161,7 @@ std::unique_ptr<Unit> make_norm(const NodeRecord& r, Params& p);
 std::unique_ptr<Unit> make_add(const NodeRecord& r, Params& p);
 std::unique_ptr<Unit> make_scale(const NodeRecord& r, Params& p);
 std::unique_ptr<Unit> make_global_pool(const NodeRecord& r, Params& p);
+std::unique_ptr<Unit> make_projection(const NodeRecord& r, Params& p);
 
 // Layout helpers.
 bool channels_last(const at::Tensor& t);

@@ -20,7 +20,7 @@ from fastgan import _checks, _extension, activations, backends, reference
 Tensor = torch.Tensor
 
 #: The node kinds, in the order of csrc/graph/graph.cpp's table.
-KINDS = ("linear", "conv2d", "act", "flatten", "avgpool", "norm", "add", "scale", "global_pool")
+KINDS = ("linear", "conv2d", "act", "flatten", "avgpool", "norm", "add", "scale", "global_pool", "projection")
 NODE_INTS, NODE_FLOATS = 12, 3
 LOSSES = {"wgan": 0, "wgan-gp": 1, "r1": 2}
 
@@ -36,6 +36,10 @@ class GraphSpec(NamedTuple):
     ints: list
     floats: list
     params: list
+
+    def conditional(self) -> bool:
+        """Whether the graph takes the samples' classes (it has a projection node)."""
+        return any(KINDS[self.ints[i]] == "projection" for i in range(0, len(self.ints), NODE_INTS))
 
     def second_order(self) -> bool:
         """Whether a node injects a second-order term (a norm, a smooth activation): the
@@ -139,6 +143,13 @@ def global_pool(g: GraphBuilder, x: int, mean: bool) -> int:
     return g.node("global_pool", [x], int(mean))
 
 
+def projection(g: GraphBuilder, x: int, embedding: Tensor) -> int:
+    """``<embedding[y], x>`` per sample for a ``(B, features)`` value and the step's
+    labels ``y``: a projection discriminator's class term (the labels are the graph's
+    second input)."""
+    return g.node("projection", [x], params=(embedding,))
+
+
 # ------------------------------------------------------------------------- the losses
 
 class CriticLoss(NamedTuple):
@@ -166,9 +177,9 @@ class _CriticStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, step, real, fake, eps, *params):
-        param_grads = any(ctx.needs_input_grad[4:])
-        loss, wasserstein, penalty, grads = step(real, fake, eps, list(params), param_grads)
+    def forward(ctx, step, real, fake, eps, labels, *params):
+        param_grads = any(ctx.needs_input_grad[5:])
+        loss, wasserstein, penalty, grads = step(real, fake, eps, labels, list(params), param_grads)
         ctx.n_params = len(params)
         ctx.grads = grads
         ctx.mark_non_differentiable(wasserstein, penalty)
@@ -182,10 +193,10 @@ class _CriticStep(torch.autograd.Function):
             raise RuntimeError("the critic step's backward ran twice: its gradients were "
                                "already handed over (compute a new loss for each backward)")
         if not grads:
-            return (None,) * (4 + ctx.n_params)
+            return (None,) * (5 + ctx.n_params)
         for g in grads:
             g.mul_(grad_loss)
-        return (None, None, None, None, *grads)
+        return (None, None, None, None, None, *grads)
 
 
 def check_inputs(real: Tensor, fake: Tensor, params) -> tuple[Tensor, Tensor]:
@@ -230,15 +241,16 @@ def _step_function(backend: str, spec: GraphSpec, loss: str, lam: float, lam2: f
         from fastgan.kernels import graph_elementwise  # noqa: F401  (registers the Triton kernels)
     op = _extension.ops().graph_step
 
-    def step(real, fake, eps, params, param_grads):
-        return op(real, fake, eps, params, spec.ints, spec.floats, LOSSES[loss], lam, lam2, center, one_sided,
-                  param_grads, triton)
+    def step(real, fake, eps, labels, params, param_grads):
+        return op(real, fake, eps, labels, params, spec.ints, spec.floats, LOSSES[loss], lam, lam2, center,
+                  one_sided, param_grads, triton)
     return step
 
 
-def graph_loss(spec: GraphSpec, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, *,
+def graph_loss(spec: GraphSpec, critic: Callable[..., Tensor], real: Tensor, fake: Tensor, *,
                loss: str = "wgan-gp", lam: float = 10.0, eps: Tensor | None = None, center: float = 1.0,
-               one_sided: bool = False, lam2: float = 0.0):
+               one_sided: bool = False, lam2: float = 0.0, labels: Tensor | None = None,
+               fake_labels: Tensor | None = None):
     """The critic loss of the graph ``spec`` (whose forward is ``critic``) on ``real``
     and ``fake``, with every parameter gradient computed in one fused pass;
     ``loss.backward()`` accumulates them.
@@ -251,6 +263,11 @@ def graph_loss(spec: GraphSpec, critic: Callable[[Tensor], Tensor], real: Tensor
     R2 with ``lam = gamma / 2``; ``penalty`` is then the sum of the two means). On the
     ``eager`` backend the same loss is built with autograd (``create_graph=True``) on
     ``critic``: the oracle of the tests.
+
+    A conditional graph (one with a projection node) takes the classes of the real
+    batch, ``labels``, and of the fake one, ``fake_labels`` (``labels`` when omitted),
+    and ``critic`` is then ``critic(x, y)``; the interpolates take their real sample's
+    class.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
@@ -267,17 +284,39 @@ def graph_loss(spec: GraphSpec, critic: Callable[[Tensor], Tensor], real: Tensor
         eps = _prepare_eps(eps, real)
     elif eps is not None:
         raise ValueError("eps is only used with the wgan-gp loss")
+    classes = _prepare_labels(spec, labels, fake_labels, real)
     backend = backends.resolve(real.device)
     if backend == "eager":
-        r = reference.chain_loss(critic, real, fake, loss, lam, eps, center, bool(one_sided), lam2)
+        r = reference.chain_loss(critic, real, fake, loss, lam, eps, center, bool(one_sided), lam2,
+                                 labels=None if classes is None else classes.chunk(2))
         return CriticLoss(r.loss, r.wasserstein, r.penalty)
     step = _step_function(backend, spec, loss, lam, lam2, center, bool(one_sided))
-    return CriticLoss(*_CriticStep.apply(step, real.contiguous(), fake.contiguous(), eps, *params))
+    return CriticLoss(*_CriticStep.apply(step, real.contiguous(), fake.contiguous(), eps, classes, *params))
+
+
+def _prepare_labels(spec: GraphSpec, labels: Tensor | None, fake_labels: Tensor | None, real: Tensor):
+    """The real then the fake batch's classes, one ``(2B,)`` int64 tensor, for a
+    conditional graph; None for an unconditional one (which takes no labels)."""
+    if not spec.conditional():
+        if labels is not None or fake_labels is not None:
+            raise ValueError("labels are only taken by a conditional critic (one with a projection "
+                             "<embed(y), h>)")
+        return None
+    if labels is None:
+        raise ValueError("this critic is conditional: pass the real batch's classes, labels=...")
+    fake_labels = labels if fake_labels is None else fake_labels
+    for name, t in (("labels", labels), ("fake_labels", fake_labels)):
+        if not isinstance(t, Tensor) or t.dtype != torch.int64 or tuple(t.shape) != (real.shape[0],):
+            raise ValueError(f"{name} must be an int64 tensor of shape ({real.shape[0]},), one class per sample, "
+                             f"got {getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}")
+        if t.device != real.device:
+            raise ValueError(f"{name} is on {t.device}, the batches on {real.device}")
+    return torch.cat([labels, fake_labels])
 
 
 def _register_fake_impls() -> None:
     @torch.library.register_fake("fastgan::graph_step")
-    def _(real, fake, eps, params, ints, floats, loss, lam, lam2, center, one_sided, param_grads, triton):
+    def _(real, fake, eps, labels, params, ints, floats, loss, lam, lam2, center, one_sided, param_grads, triton):
         grads = [torch.empty_like(p) for p in params] if param_grads else []
         return real.new_empty(()), real.new_empty(()), real.new_empty(()), grads
 

@@ -25,7 +25,14 @@ ELU GELU()`` and their functions
 ``nn.Identity``, ``x.contiguous()``            nothing
 fastgan's ``BiasAct``, ``FusedConv2d``,        their own nodes (``encode_graph_node``)
 ``FusedLinear``
+``torch.sum(embed(y) * h, 1, keepdim=True)``   projection (a conditional critic's class
+(``y`` the forward's second input, ``embed``   term; ``torch.mul``, ``.sum`` and either
+an ``nn.Embedding``, ``h`` a ``(B, F)`` value)  order of the product too)
 =============================================  ==========================================
+
+A conditional critic's forward takes the samples' classes as its second input,
+``forward(x, y)``, and uses them only in projections (Miyato & Koyama 2018's
+``D(x, y) = psi(phi(x)) + <embed(y), phi(x)>``).
 
 Anything else raises :class:`~fastgan.ops.graph.UnsupportedLayer` naming the node and
 why. Layers that mix the samples of a batch (every BatchNorm, a minibatch standard
@@ -69,12 +76,21 @@ class _NoShape(Exception):
 
 
 class _Encoding:
-    """One pass over a traced graph: the fx node -> graph value map and the builder."""
+    """One pass over a traced graph: the fx node -> graph value map and the builder;
+    for a conditional critic its labels input and the class embeddings (and their
+    products with a value) on the way to a projection."""
 
     def __init__(self, gm: fx.GraphModule, shaped: bool):
         self.gm, self.shaped = gm, shaped
         self.g = GraphBuilder()
         self.values: dict[fx.Node, int] = {}
+        self.labels: fx.Node | None = None
+        self.embeddings: dict[fx.Node, Tensor] = {}
+        self.products: dict[fx.Node, tuple[int, Tensor]] = {}
+
+    def reads_labels(self, node: fx.Node) -> bool:
+        return any(isinstance(a, fx.Node) and (a is self.labels or a in self.embeddings or a in self.products)
+                   for a in (*node.args, *node.kwargs.values()))
 
     def value(self, arg) -> int:
         if isinstance(arg, fx.Node) and arg in self.values:
@@ -136,6 +152,38 @@ def _softplus_default(node):
 def _gelu_exact(node):
     if node.kwargs.get("approximate", "none") != "none":
         raise UnsupportedLayer("gelu with approximate='tanh'")
+
+
+LABEL_USE = "uses the labels other than in a projection torch.sum(embed(y) * h, 1, keepdim=True)"
+
+
+def _label_node(e: _Encoding, node: fx.Node) -> int | None:
+    """A node on the labels' way to a projection: the embedding of the labels, its
+    product with a value, or the sum of that product over the features (the projection
+    node, whose value it returns; None for the other two)."""
+    args = node.args
+    if node.op == "call_module" and isinstance(e.gm.get_submodule(node.target), nn.Embedding) and \
+            len(args) == 1 and args[0] is e.labels:
+        m = e.gm.get_submodule(node.target)
+        if m.padding_idx is not None or m.max_norm is not None or m.scale_grad_by_freq or m.sparse:
+            raise UnsupportedLayer("an Embedding with padding_idx, max_norm, scale_grad_by_freq or sparse")
+        e.embeddings[node] = m.weight
+        return None
+    mul = (node.op == "call_function" and node.target in (operator.mul, torch.mul)) or (
+        node.op == "call_method" and node.target == "mul")
+    if mul and len(args) == 2 and not node.kwargs:
+        embedding, value = (args[0], args[1]) if args[0] in e.embeddings else (args[1], args[0])
+        if embedding in e.embeddings and value in e.values:
+            if e.shaped and len(e.shape(value)) != 2:
+                raise UnsupportedLayer(f"projects a value of shape {list(e.shape(value))}: only (B, features)")
+            e.products[node] = (e.values[value], e.embeddings[embedding])
+            return None
+    total = (node.op == "call_function" and node.target is torch.sum) or (
+        node.op == "call_method" and node.target == "sum")
+    if total and args and args[0] in e.products and _arg(node, 1, "dim") in (1, -1, (1,), [1], (-1,), [-1]) \
+            and _arg(node, 2, "keepdim", False) is True and node.kwargs.get("dtype") is None:
+        return G.projection(e.g, *e.products[args[0]])
+    raise UnsupportedLayer(LABEL_USE)
 
 
 def _add(e: _Encoding, node: fx.Node) -> int:
@@ -330,25 +378,38 @@ def _where(node: fx.Node, gm: fx.GraphModule) -> str:
 def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphBuilder:
     """The graph of ``gm``; with ``sample`` (a batch) its shapes are checked too, without
     it only the kinds of its nodes (what can be known before the first batch)."""
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    used = [n for n in placeholders if n.users]
+    if not placeholders or used[1:] != placeholders[1:2] or len(used) > 2 or used[0] is not placeholders[0]:
+        raise UnsupportedLayer(f"the critic's forward reads {len(used)} of its {len(placeholders)} inputs; the "
+                               f"fused step takes the batch, and a conditional critic's classes second; {HINT}")
+    conditional = len(used) == 2
     if sample is not None:
+        labels = (torch.zeros(sample.shape[0], dtype=torch.long, device=sample.device),) if conditional else ()
         try:
             with torch.no_grad():
-                ShapeProp(gm).propagate(sample)
+                ShapeProp(gm).propagate(sample, *labels)
         except Exception as exc:  # noqa: BLE001  (the module's own error, whatever it is)
             raise ValueError(f"the critic cannot run on samples of shape {tuple(sample.shape[1:])}: {exc}") from None
     e = _Encoding(gm, sample is not None)
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
-        raise UnsupportedLayer(f"the critic's forward takes {len(placeholders)} inputs; the fused step takes one "
-                               f"(the batch); {HINT}")
+    e.labels = used[1] if conditional else None
     out = None
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            e.values[node] = 0
+            if node is placeholders[0]:
+                e.values[node] = 0  # (the labels are no value of the batch)
             continue
         if node.op == "output":
             out = node.args[0]
             break
+        if e.reads_labels(node):
+            try:
+                made = _label_node(e, node)
+            except UnsupportedLayer as exc:
+                raise UnsupportedLayer(f"{_where(node, gm)}: {exc}; {HINT}") from None
+            if made is not None:
+                e.values[node] = made
+            continue
         reads_a_value = any(isinstance(a, fx.Node) and a in e.values for a in (*node.args, *node.kwargs.values()))
         if node.op == "get_attr" or not reads_a_value or _is_shape_query(node):
             continue  # parameters, shapes and sizes: not values of the batch
@@ -391,7 +452,8 @@ class TracedCritic:
         except Exception as exc:  # noqa: BLE001  (fx raises many kinds; each is a refusal)
             raise UnsupportedLayer(f"torch.fx cannot trace {type(module).__name__}: {exc}; {HINT}") from None
         self.gm.graph.eliminate_dead_code()
-        self.nodes = _encode(self.gm, None).nodes
+        encoded = _encode(self.gm, None)
+        self.nodes, self.conditional = encoded.nodes, encoded.spec().conditional()
         self._specs: dict[tuple, GraphSpec] = {}
 
     def spec(self, batch: Tensor) -> GraphSpec:
@@ -403,8 +465,9 @@ class TracedCritic:
         return self._specs[key]
 
     def loss(self, real: Tensor, fake: Tensor, **kwargs):
-        """:func:`fastgan.ops.graph.graph_loss` on this critic; the batches are checked
-        before the graph of their shape is built."""
+        """:func:`fastgan.ops.graph.graph_loss` on this critic (``labels`` and
+        ``fake_labels`` for a conditional one); the batches are checked before the graph
+        of their shape is built."""
         real, fake = G.check_inputs(real, fake, list(self.module.parameters()))
         return G.graph_loss(self.spec(real), self.module, real, fake, **kwargs)
 
@@ -426,9 +489,10 @@ def traced(module: nn.Module) -> TracedCritic:
 
 
 def fused_critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, *, loss: str = "wgan-gp", lam: float = 10.0,
-                      eps: Tensor | None = None, center: float = 1.0, one_sided: bool = False, lam2: float = 0.0):
+                      eps: Tensor | None = None, center: float = 1.0, one_sided: bool = False, lam2: float = 0.0,
+                      labels: Tensor | None = None, fake_labels: Tensor | None = None):
     """The fused critic step of any critic module the graph supports (see this module's
     table), with every parameter gradient computed in one pass; ``loss.backward()``
     accumulates them. The arguments are :func:`fastgan.ops.graph.graph_loss`'s."""
     return traced(critic).loss(real, fake, loss=loss, lam=lam, eps=eps, center=center, one_sided=one_sided,
-                               lam2=lam2)
+                               lam2=lam2, labels=labels, fake_labels=fake_labels)
