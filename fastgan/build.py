@@ -13,41 +13,44 @@ Tensor = torch.Tensor
 
 
 def networks(cfg: TrainConfig, data, device: torch.device, dtype: torch.dtype, generator=None,
-             critic=None) -> tuple[torch.nn.Module, torch.nn.Module, int]:
+             critic=None, num_classes: int = 0) -> tuple[torch.nn.Module, torch.nn.Module, int]:
     """(generator, critic, latent size) of a run on ``data``, on ``device`` in
     ``dtype``: the built-in networks of the data's kind and ``cfg.arch`` (drawn from
-    torch's RNG), or the user's, whose latent size is ``cfg.latent_dim`` or the
-    generator's ``latent_dim``."""
+    torch's RNG; conditional on ``num_classes`` classes), or the user's, whose latent
+    size is ``cfg.latent_dim`` or the generator's ``latent_dim``."""
     if generator is None:
         problem = models.image_shape_problem(tuple(data.shape), cfg.arch)
         if problem:
             raise ConfigError("data", f"{cfg.data}: {problem}")
         latent_dim = cfg.latent_dim or models.default_latent(data.shape, cfg.arch)
         width = cfg.width or models.default_width(data.shape, cfg.arch)
-        generator, critic = models.build(data.shape, latent_dim, width, device, cfg.arch)
+        generator, critic = models.build(data.shape, latent_dim, width, device, cfg.arch, num_classes,
+                                         cfg.cond_critic or "projection")
     else:
         latent_dim = cfg.latent_dim or getattr(generator, "latent_dim", None)
         if not isinstance(latent_dim, int):
             raise ConfigError("latent_dim", "must be given for your own generator (its input size), or set "
                                             "as the generator's latent_dim attribute")
     generator, critic = generator.to(device, dtype), critic.to(device, dtype)
-    check_networks(generator, critic, latent_dim, tuple(data.shape), device, dtype)
+    check_networks(generator, critic, latent_dim, tuple(data.shape), device, dtype, num_classes)
     return generator, critic, latent_dim
 
 
 def check_networks(generator: torch.nn.Module, critic: torch.nn.Module, latent_dim: int, shape: tuple,
-                   device: torch.device, dtype: torch.dtype) -> None:
+                   device: torch.device, dtype: torch.dtype, num_classes: int = 0) -> None:
     """One forward of 2 samples (eval mode, no randomness drawn) shows that the
     generator makes samples of the data's ``shape`` and the critic scores each with one
-    value, before any training."""
+    value, before any training (conditional networks: of class 0)."""
     modes = generator.training, critic.training
     generator.eval()
     critic.eval()
+    classes = (torch.zeros(2, dtype=torch.long, device=device),) if num_classes else ()
+    projection = getattr(critic, "head", None) == "projection"
     try:
         with torch.no_grad():
             z = torch.zeros(2, latent_dim, device=device, dtype=dtype)
             try:
-                x = generator(z)
+                x = generator(z, *classes)
             except Exception as exc:  # noqa: BLE001 - the user's network: say which call failed
                 raise ValueError(f"generator: a batch of 2 latent codes of size {latent_dim} fails: "
                                  f"{type(exc).__name__}: {exc}") from None
@@ -55,7 +58,7 @@ def check_networks(generator: torch.nn.Module, critic: torch.nn.Module, latent_d
                 raise ValueError(f"generator: makes samples of shape {tuple(getattr(x, 'shape', ()))[1:]}, "
                                  f"the data's are {shape}")
             try:
-                d = critic(x)
+                d = critic(x, *classes) if projection else critic(x)
             except Exception as exc:  # noqa: BLE001
                 raise ValueError(f"critic: a batch of 2 samples of shape {shape} fails: "
                                  f"{type(exc).__name__}: {exc}") from None

@@ -232,6 +232,8 @@ def _print_metrics(label: str, record: dict | None) -> None:
         parts += [f"modes {record['modes']}", f"high quality {100 * record['high_quality']:.1f}%"]
     if "classes" in record:
         parts += [f"classes {record['classes']}/10", f"class KL {record['class_kl']:.3f}"]
+    if "class_agreement" in record:
+        parts += [f"class agreement {100 * record['class_agreement']:.1f}%"]
     if "fid" in record:
         parts += [f"on {record['features']} features: FID {record['fid']:.3f}, KID {record['kid']:.4f}, "
                   f"precision {record['precision']:.3f}, recall {record['recall']:.3f}"]
@@ -248,6 +250,7 @@ def _load_for_output(checkpoint_path: str, device: str):
 
 def _sample(args) -> int:
     import numpy as np
+    import torch
 
     from fastgan import plots
     from fastgan.checkpoint import CheckpointError
@@ -264,12 +267,21 @@ def _sample(args) -> int:
     except (CheckpointError, ValueError, RuntimeError, UsageError) as exc:
         print(f"fastgan sample: {_config_error(exc, {'device': args.device}, None)}", file=sys.stderr)
         return 2
-    samples = trainer.sample(args.n, raw=args.raw)
+    if args.cls is not None and not trainer.num_classes:
+        print(f"fastgan sample: --class {args.cls}: {args.checkpoint} is not a conditional run", file=sys.stderr)
+        return 2
+    if args.cls is not None and not 0 <= args.cls < trainer.num_classes:
+        print(f"fastgan sample: --class must be in 0..{trainer.num_classes - 1}, got {args.cls}", file=sys.stderr)
+        return 2
+    labels = None if args.cls is None else torch.full((args.n,), args.cls, dtype=torch.long)
+    samples = trainer.sample(args.n, raw=args.raw, labels=labels)
     which = "raw generator" if args.raw or trainer.ema is None else "EMA generator"
+    which += "" if args.cls is None else f", class {args.cls}"
     if args.out.endswith(".npy"):
         np.save(args.out, samples.numpy())
     else:
         title = f"{args.n} samples, {trainer.cfg.objective} on {trainer.data.name}, step {trainer.step}"
+        title += "" if not trainer.num_classes or args.cls is not None else ", columns: the classes in turn"
         real = None if trainer.data.is_image else trainer.data.sample(args.n)
         plots.samples(args.out, [(which if trainer.ema is not None else "", samples)], title, real, trainer.critic,
                       trainer.device)
@@ -390,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     sample.add_argument("--raw", action="store_true",
                         help="sample the trained generator, not its EMA (for runs with --ema-decay)")
+    sample.add_argument("--class", dest="cls", type=int, default=None, metavar="K",
+                        help="samples of class K (conditional runs; default: each class in turn)")
     sample.set_defaults(run=_sample)
 
     plot = commands.add_parser("plot", help="redraw a run's samples.png and curves.png",

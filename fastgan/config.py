@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from fastgan import _checks, augment, objectives, sizes
+from fastgan import _checks, augment, conditional, objectives, sizes
 
 
 def _setting(default, help: str, kind: type | None = None, unset: str = "set by the objective and the data"):
@@ -30,7 +30,7 @@ class ConfigTypeError(ConfigError, TypeError):
 
 
 _CHOICES = {"amp": ("none", "bf16", "fp16"), "arch": sizes.ARCHS, "critic_step": ("fused", "drop-in"),
-            "checks": _checks.MODES, "lr_decay": ("none", "linear"),
+            "checks": _checks.MODES, "lr_decay": ("none", "linear"), "cond_critic": conditional.HEADS,
             "noise_schedule": ("linear", "exponential", "cosine"), "dtype": ("float32", "float64")}
 # (minimum, whether the minimum itself is allowed) of the numeric settings
 _BOUNDS = {"steps": (1, True), "batch": (1, True), "n_critic": (1, True), "lr": (0, False),
@@ -74,6 +74,12 @@ class TrainConfig:
     augment: str = _setting("none", "differentiable augmentation of real and fake images before every critic "
                                     "call (DiffAugment): none, or a comma-separated policy of color, translation "
                                     "and cutout")
+    conditional: bool = _setting(False, "class-conditional training on the data's labels (the digits', an .npz's "
+                                        "y, class sub-folders, (sample, label) items): the generator takes the "
+                                        "class, the critic a class head (--cond-critic)")
+    cond_critic: str | None = _setting(None, "the conditional critic's class head: projection (Miyato & Koyama "
+                                             "2018; fused) or acgan (the WGAN-GP paper's AC-GAN)", str,
+                                       unset="projection with --conditional")
     arch: str = _setting("dcgan", "the image networks: dcgan (DCGAN-style conv nets) or resnet (the WGAN-GP "
                                   "paper's ResNets: its CIFAR nets up to 32 pixels, its 64x64 nets above)")
     width: int | None = _setting(None, "network width", int,
@@ -121,7 +127,8 @@ class TrainConfig:
             raise ConfigError("objective", f"must be one of {', '.join(objectives.OBJECTIVES)}, "
                                            f"got {self.objective!r}")
         for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices and not (name == "lr_decay" and self.lr_decay is None):
+            if getattr(self, name) not in choices and not (name in ("lr_decay", "cond_critic")
+                                                           and getattr(self, name) is None):
                 raise ConfigError(name, f"must be {' or '.join(choices)}, got {getattr(self, name)!r}")
         for name, (low, inclusive) in _BOUNDS.items():
             value = getattr(self, name)
@@ -136,6 +143,8 @@ class TrainConfig:
                 raise ConfigError(name, f"must be < 1, got {getattr(self, name)}")
         if not self.data:
             raise ConfigError("data", "must name a data set or a path, got ''")
+        if self.cond_critic is not None and not self.conditional:
+            raise ConfigError("cond_critic", "applies to conditional runs (--conditional)")
         try:
             augment.parse_policy(self.augment)
         except ValueError as exc:
@@ -172,8 +181,8 @@ def _typed(f: dataclasses.Field, value):
 
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
-RESUME_KEYS = ("objective", "data", "arch", "augment", "batch", "n_critic", "lr", "lr_decay", "beta1", "beta2", "lam", "lazy_penalty",
-               "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
+RESUME_KEYS = ("objective", "data", "arch", "augment", "conditional", "cond_critic", "batch", "n_critic", "lr",
+               "lr_decay", "beta1", "beta2", "lam", "lazy_penalty", "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
                "amp")
 
 

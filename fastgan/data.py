@@ -13,6 +13,7 @@ that a run's data stream is part of its checkpointed RNG state.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -32,7 +33,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 class Dataset:
     """A distribution to sample from: ``sample(n, generator)`` returns ``(n, *shape)``
     float32 samples. Gaussian mixtures carry their ``centers`` and component ``std``
-    (for the mode metrics); finite sets carry their ``data`` and, when known, ``labels``."""
+    (for the mode metrics); finite sets carry their ``data`` and, when known, ``labels``.
+    Labelled sets (``num_classes``) also draw ``(samples, classes)`` pairs with
+    :meth:`sample_labeled`, by the same draws as :meth:`sample`."""
 
     name: str
     shape: tuple[int, ...]
@@ -41,6 +44,14 @@ class Dataset:
     std: float | None = None
     data: Tensor | None = field(default=None, repr=False)
     labels: Tensor | None = field(default=None, repr=False)
+    _sample_labeled: object = field(default=None, repr=False)
+    _count_classes: object = field(default=None, repr=False)
+    label_problem: str | None = None  # why labels that came with the data cannot be used
+
+    @functools.cached_property
+    def num_classes(self) -> int | None:
+        """The number of classes of a labelled set (counted on first use), else None."""
+        return None if self._count_classes is None else self._count_classes()
 
     @property
     def is_image(self) -> bool:
@@ -50,6 +61,26 @@ class Dataset:
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
         return self._sample(n, generator)
+
+    def sample_labeled(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``n`` samples and their int64 classes."""
+        if self._sample_labeled is None:
+            raise ValueError(f"the data {self.name} have no labels")
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        return self._sample_labeled(n, generator)
+
+
+def checked_labels(labels, n: int, source: str) -> Tensor:
+    """A data set's classes as int64: one integer >= 0 per sample; at least two classes."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.shape != (n,):
+        raise ValueError(f"{source}: labels must be {n} integers, one per sample, got {labels.dtype} of shape "
+                         f"{labels.shape}")
+    if n and (labels.min() < 0 or labels.max() < 1):
+        raise ValueError(f"{source}: labels must be classes 0..K-1 with K >= 2, got the range "
+                         f"[{labels.min()}, {labels.max()}]")
+    return torch.from_numpy(labels.astype(np.int64))
 
 
 def _mixture(name: str, centers: Tensor, std: float, scale: float) -> Dataset:
@@ -94,10 +125,17 @@ def parallel_lines() -> Dataset:
 
 
 def _finite(name: str, data: Tensor, labels: Tensor | None = None) -> Dataset:
-    """Uniform sampling with replacement from a fixed float32 array."""
+    """Uniform sampling with replacement from a fixed float32 array (and its labels)."""
     def sample(n, generator):
         return data[torch.randint(0, len(data), (n,), generator=generator)]
-    return Dataset(name, tuple(data.shape[1:]), sample, data=data, labels=labels)
+
+    def sample_labeled(n, generator):
+        idx = torch.randint(0, len(data), (n,), generator=generator)
+        return data[idx], labels[idx]
+    if labels is None:
+        return Dataset(name, tuple(data.shape[1:]), sample, data=data)
+    return Dataset(name, tuple(data.shape[1:]), sample, data=data, labels=labels, _sample_labeled=sample_labeled,
+                   _count_classes=lambda: int(labels.max()) + 1)
 
 
 def _to_unit_range(x: np.ndarray, low: float, high: float) -> Tensor:
@@ -129,21 +167,30 @@ def digits32() -> Dataset:
 
 def from_path(path: str) -> Dataset:
     """A user's data: an ``.npy`` array, an ``.npz`` archive (its only array, or the one
-    named ``x``), or a folder of images (all the same size; gray or RGB). Image values in
+    named ``x``, with its labels when it holds ``y``), or a folder of images (all the same
+    size; gray or RGB), or of one sub-folder of images per class (the labels, in the
+    sorted order of the sub-folders' names). Image values in
     [0, 255] (or [0, 1] for float PNGs) are scaled to [-1, 1]; arrays are read by
     :func:`samples_from_array` (integers scaled from [0, 255], ``(N, H, W, C)``
     transposed, a warning for floats far outside [-1, 1])."""
     if os.path.isdir(path):
-        return _finite(os.path.basename(os.path.normpath(path)), _read_images(path))
+        return _finite(os.path.basename(os.path.normpath(path)), *_read_folder(path))
     if not path.endswith((".npy", ".npz")):
         raise ValueError(f"{path}: expected a .npy or .npz file or a folder of images")
     try:
-        array = _read_array(path)
+        array, labels = _read_array(path)
         if array.dtype.kind not in "iuf":
             raise ValueError(f"holds {array.dtype} values, not numbers")
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: cannot read the array ({exc})") from None
-    return _finite(os.path.splitext(os.path.basename(path))[0], samples_from_array(array, path))
+    samples = samples_from_array(array, path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        return _finite(name, samples, None if labels is None else checked_labels(labels, len(samples), f"{path}: y"))
+    except ValueError as exc:  # a y that is not labels: an unconditional run does not read it
+        dataset = _finite(name, samples)
+        dataset.label_problem = str(exc)
+        return dataset
 
 
 class DataWarning(FastganWarning):
@@ -192,16 +239,31 @@ def samples_from_array(array: np.ndarray, source: str) -> Tensor:
     return data
 
 
-def _read_array(path: str) -> np.ndarray:
-    """The array of an .npy file, or of an .npz archive (its only one, or ``x``); no
-    pickled objects are loaded."""
+def _read_array(path: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The array of an .npy file, or of an .npz archive (its only one, or ``x``, and
+    ``y`` when it is there); no pickled objects are loaded."""
     if path.endswith(".npy"):
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False), None
     with np.load(path, allow_pickle=False) as archive:
         keys = list(archive.keys())
         if "x" not in keys and len(keys) != 1:
-            raise ValueError(f"it holds arrays {keys}; name the data 'x' or keep one array")
-        return archive["x" if "x" in keys else keys[0]]
+            raise ValueError(f"it holds arrays {keys}; name the data 'x' (and the labels 'y') or keep one array")
+        return archive["x" if "x" in keys else keys[0]], (archive["y"] if "x" in keys and "y" in keys else None)
+
+
+def _read_folder(folder: str) -> tuple[Tensor, Tensor | None]:
+    """The images of a folder, or of its class sub-folders with their labels."""
+    if any(f.lower().endswith(IMAGE_SUFFIXES) for f in os.listdir(folder)):
+        return _read_images(folder), None
+    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    if len(classes) < 2:
+        _read_images(folder)  # (raises: no images)
+    per_class = [_read_images(os.path.join(folder, c)) for c in classes]
+    sizes = {tuple(images.shape[1:]) for images in per_class}
+    if len(sizes) != 1:
+        raise ValueError(f"the images in the class folders of {folder} differ in size or channels: {sorted(sizes)}")
+    labels = torch.cat([torch.full((len(images),), k, dtype=torch.int64) for k, images in enumerate(per_class)])
+    return torch.cat(per_class), labels
 
 
 def _read_images(folder: str) -> Tensor:
@@ -209,7 +271,8 @@ def _read_images(folder: str) -> Tensor:
 
     files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
-        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor a sub-folder of images "
+                         "per class")
     images = []
     for f in files:
         try:
@@ -257,7 +320,30 @@ def from_user(data) -> Dataset:
 
     def sample(n, generator):
         return torch.stack([_item(data, int(i)) for i in torch.randint(0, len(data), (n,), generator=generator)])
-    return Dataset(f"{type(data).__name__} of {len(data)}", shape, sample)
+
+    def sample_labeled(n, generator):
+        idx = torch.randint(0, len(data), (n,), generator=generator)
+        return torch.stack([_item(data, int(i)) for i in idx]), torch.stack([_label(data, int(i)) for i in idx])
+
+    def count_classes():  # torchvision's targets, else every item's label read once
+        targets = getattr(data, "targets", None)
+        labels = targets if targets is not None else [int(_label(data, i)) for i in range(len(data))]
+        return int(checked_labels(np.asarray(labels), len(data), f"data: the {type(data).__name__}'s").max()) + 1
+
+    first = data[0]
+    labeled = isinstance(first, (tuple, list)) and len(first) > 1
+    return Dataset(f"{type(data).__name__} of {len(data)}", shape, sample,
+                   _sample_labeled=sample_labeled if labeled else None, _count_classes=count_classes if labeled else None)
+
+
+def _label(dataset, index: int) -> Tensor:
+    """The class of item ``index`` of a map-style dataset of ``(sample, label)`` items."""
+    label = dataset[index][1]
+    value = label.item() if isinstance(label, Tensor) and label.numel() == 1 else label
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"data: the label of item {index} of the {type(dataset).__name__} is {label!r}, not a class "
+                        "number")
+    return torch.tensor(int(value), dtype=torch.int64)
 
 
 def _item(dataset, index: int) -> Tensor:

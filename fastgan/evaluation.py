@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from fastgan import image_metrics, metrics
+from fastgan import conditional, image_metrics, metrics
 from fastgan.config import ConfigError, TrainConfig
 
 #: The evaluation RNG's seed is the run's seed plus this.
@@ -20,10 +20,13 @@ class Evaluation:
     """The metrics of a run with settings ``cfg`` on ``data``: W1 always, the modes'
     statistics for the toy sets that have modes, the digits classifier's statistics for
     the digits, and FID, KID and precision/recall for images where their features are
-    here. ``metric_models=False`` (the ranks that do not evaluate) loads no model."""
+    here. A conditional run's samples take each class in turn; on the digits
+    ``class_agreement`` is the share of them the digits classifier assigns to the class
+    asked for. ``metric_models=False`` (the ranks that do not evaluate) loads no model."""
 
-    def __init__(self, cfg: TrainConfig, data, device: torch.device, metric_models: bool = True):
-        self.cfg, self.data = cfg, data
+    def __init__(self, cfg: TrainConfig, data, device: torch.device, metric_models: bool = True,
+                 num_classes: int = 0):
+        self.cfg, self.data, self.num_classes = cfg, data, num_classes
         self.classifier = metrics.digit_classifier() if cfg.data == "digits" and metric_models else None
         self.features = self._image_features(device) if data.is_image and metric_models else None
 
@@ -44,7 +47,8 @@ class Evaluation:
 
     def run(self, sample: Callable[[int, torch.Generator], torch.Tensor]) -> dict:
         """The metrics on ``eval_samples`` samples; ``sample(n, generator)`` draws ``n``
-        generated samples on the CPU from the RNG ``generator``."""
+        generated samples on the CPU from the RNG ``generator`` (a conditional run's of
+        the classes :func:`fastgan.conditional.balanced_labels`)."""
         gen = torch.Generator().manual_seed(self.cfg.seed + SEED_OFFSET)
         real = self.data.sample(self.cfg.eval_samples, gen)
         fake = sample(self.cfg.eval_samples, gen)
@@ -53,6 +57,9 @@ class Evaluation:
             result.update(metrics.mode_stats(fake, self.data.centers, self.data.std))
         if self.classifier is not None:
             result.update(metrics.digit_stats(fake, self.classifier))
+            if self.num_classes:
+                asked = conditional.balanced_labels(len(fake), self.num_classes)
+                result["class_agreement"] = metrics.class_agreement(fake, asked, self.classifier)
         if self.features is not None:
             result.update(image_metrics.image_stats(fake, real, self.features, self.cfg.seed),
                           features=self.features.name)

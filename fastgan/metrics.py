@@ -101,6 +101,16 @@ def digit_classifier() -> DigitClassifier:
     return model.eval()
 
 
+def class_agreement(images: Tensor, classes: Tensor, classifier: DigitClassifier | None = None) -> float:
+    """The share of the generated digits ``images`` that the digits classifier assigns
+    to the class each was generated for (``classes``): a conditional generator's
+    fidelity to its labels (0.1 by chance)."""
+    classifier = classifier or digit_classifier()
+    with torch.no_grad():
+        predicted = classifier(images.detach().float().cpu().reshape(-1, 1, 8, 8)).argmax(dim=1)
+    return float((predicted == classes.cpu()).double().mean())
+
+
 def digit_stats(images: Tensor, classifier: DigitClassifier | None = None) -> dict[str, float]:
     """``classes``: the digits predicted for at least a fifth of the uniform share of
     ``images`` (of 10); ``class_kl``: KL(class histogram || uniform) in nats (0 for

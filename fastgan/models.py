@@ -55,30 +55,35 @@ def image_shape_problem(shape: tuple[int, ...], arch: str) -> str | None:
 
 
 def build(shape: tuple[int, ...], latent_dim: int, width: int, device: torch.device,
-          arch: str = "dcgan") -> tuple[nn.Module, nn.Module]:
+          arch: str = "dcgan", num_classes: int = 0, head: str | None = None) -> tuple[nn.Module, nn.Module]:
     """(generator, critic) for samples of ``shape``: (D,) points, or (C, H, W) images of
-    a size :func:`fastgan.sizes.levels` admits for ``arch``."""
+    a size :func:`fastgan.sizes.levels` admits for ``arch``; with ``num_classes`` the
+    conditional image nets, the critic's class ``head`` a projection or an AC-GAN one."""
     problem = image_shape_problem(shape, arch)
     if problem:
         raise ValueError(problem)
+    if num_classes and len(shape) == 1:
+        raise ValueError("the conditional networks are image networks; the data are points")
     if len(shape) == 1:
         generator = MLPGenerator(latent_dim, shape[0], width)
         critic = FusedMLPCritic(shape[0], (width,) * 3, activation="relu")
     elif arch == "dcgan":
-        generator = DCGANGenerator(latent_dim, shape[1], shape[0], width)
-        critic = DCGANCritic(shape[1], shape[0], width)
+        generator = DCGANGenerator(latent_dim, shape[1], shape[0], width, num_classes=num_classes)
+        critic = DCGANCritic(shape[1], shape[0], width, num_classes=num_classes, head=head)
     else:
-        generator, critic = resnets(shape, latent_dim, width)
+        generator, critic = resnets(shape, latent_dim, width, num_classes, head)
     return generator.to(device), critic.to(device)
 
 
-def resnets(shape: tuple[int, ...], latent_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
+def resnets(shape: tuple[int, ...], latent_dim: int, width: int, num_classes: int = 0,
+            head: str | None = None) -> tuple[nn.Module, nn.Module]:
     """The paper's ResNet (generator, critic) for images of ``shape``: the CIFAR nets up
     to 32 pixels, the 64x64 nets above (see the module's rule)."""
     start, n = sizes.levels(shape[1], "resnet")
+    heads = dict(num_classes=num_classes, head=head)
     if shape[1] <= 32:
-        return (resnet.ResNetGenerator(latent_dim, (width,) * (n + 1), start, shape[0]),
-                resnet.ResNetCritic(width, channels=shape[0]))
+        return (resnet.ResNetGenerator(latent_dim, (width,) * (n + 1), start, shape[0], num_classes),
+                resnet.ResNetCritic(width, channels=shape[0], **heads))
     widths = [width * min(2 ** i, 8) for i in range(n + 1)]
-    return (resnet.ResNetGenerator(latent_dim, widths[::-1], start, shape[0]),
-            resnet.DeepResNetCritic(widths, start, shape[0]))
+    return (resnet.ResNetGenerator(latent_dim, widths[::-1], start, shape[0], num_classes),
+            resnet.DeepResNetCritic(widths, start, shape[0], **heads))

@@ -10,6 +10,7 @@ from torch import nn
 
 from fastgan import _checks, activations, sizes
 from fastgan.activations import DEFAULT_ALPHA
+from fastgan.conditional import ClassHeads
 from fastgan.ops import graph as G
 from fastgan.ops.bias_act import bias_act
 from fastgan.ops.critic import ACTIVATIONS, MLPGraph
@@ -355,17 +356,19 @@ def _levels(image_size: int) -> tuple[int, int]:
     return found
 
 
-class DCGANCritic(GraphCritic, nn.Module):
+class DCGANCritic(GraphCritic, ClassHeads, nn.Module):
     """A DCGAN-style convolutional critic for square images of the sizes of
     :mod:`fastgan.sizes` (``start * 2**n`` pixels, ``start`` in 4..7, ``n >= 1``), built
     from FusedConv2d: stride-2 4x4 convolutions with leaky ReLU, doubling the channels
     down to ``start`` x ``start``, then a linear output. No BatchNorm (WGAN-GP's penalty is per sample);
-    ``layer_norm=True`` normalises each block's features per sample instead. Its
+    ``layer_norm=True`` normalises each block's features per sample instead. With
+    ``num_classes``, a class ``head`` on the flattened features (:mod:`fastgan.conditional`). Its
     ``wgan_gp_loss``, ``wgan_loss`` and ``r1_loss`` run the fused step.
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, width: int = 64,
-                 layer_norm: bool = False, negative_slope: float = 0.2, *, device=None, dtype=None):
+                 layer_norm: bool = False, negative_slope: float = 0.2, *, num_classes: int = 0,
+                 head: str | None = None, device=None, dtype=None):
         super().__init__()
         start, _ = _levels(image_size)
         blocks, size, c_in, c_out = [], image_size, channels, width
@@ -380,26 +383,34 @@ class DCGANCritic(GraphCritic, nn.Module):
             c_in, c_out = c_out, c_out * 2
         self.features = nn.Sequential(*blocks)
         self.out = nn.Linear(c_in * start * start, 1, device=device, dtype=dtype)
+        self.add_heads(c_in * start * start, num_classes, head, device, dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.features(x).flatten(1))
+    def phi(self, x: Tensor) -> Tensor:
+        return self.features(x).flatten(1)
+
+    def psi(self, h: Tensor) -> Tensor:
+        return self.out(h)
 
 
 class DCGANGenerator(nn.Module):
     """A DCGAN generator for square images of the sizes of :mod:`fastgan.sizes`
     (``start * 2**n`` pixels): a linear map of the latent to ``start`` x ``start``
     features (7x7 for 28 pixels), then stride-2 transposed convolutions with BatchNorm
-    and ReLU, halving the channels, and a tanh image."""
+    and ReLU, halving the channels, and a tanh image. With ``num_classes`` it takes
+    ``(z, y)``: an embedding of the class (of the latent's size) concatenated to ``z``."""
 
     def __init__(self, latent_dim: int = 100, image_size: int = 64, channels: int = 3,
-                 width: int = 64, *, device=None, dtype=None):
+                 width: int = 64, *, num_classes: int = 0, device=None, dtype=None):
         super().__init__()
         self.start, ups = _levels(image_size)
         c = width * 2 ** (ups - 1)
         kw = dict(device=device, dtype=dtype)
-        self.latent_dim, self.c0 = latent_dim, c
+        self.latent_dim, self.c0, self.num_classes = latent_dim, c, num_classes
         area = self.start * self.start
-        self.project = nn.Sequential(nn.Linear(latent_dim, c * area, **kw), nn.BatchNorm1d(c * area, **kw),
+        if num_classes:
+            self.embed = nn.Embedding(num_classes, latent_dim, **kw)
+        inputs = 2 * latent_dim if num_classes else latent_dim
+        self.project = nn.Sequential(nn.Linear(inputs, c * area, **kw), nn.BatchNorm1d(c * area, **kw),
                                      nn.ReLU())
         layers = []
         for i in range(ups):
@@ -410,5 +421,9 @@ class DCGANGenerator(nn.Module):
             c = c_out
         self.body = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if (y is None) != (not self.num_classes):
+            raise ValueError(f"this generator takes {'(z, y)' if self.num_classes else 'z alone'}")
+        if self.num_classes:
+            z = torch.cat([z, self.embed(y)], 1)
         return self.body(self.project(z).view(-1, self.c0, self.start, self.start))

@@ -133,6 +133,10 @@ def defaults(objective: str, images: bool, arch: str = "dcgan") -> Defaults:
     raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
 
 
+def _joined(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    return None if a is None else torch.cat([a, b])
+
+
 class CriticObjective(torch.nn.Module):
     """One critic iteration's loss of ``objective`` as a module of ``critic``, so that
     ``torch.nn.parallel.DistributedDataParallel`` can wrap the whole critic step (DDP
@@ -149,7 +153,11 @@ class CriticObjective(torch.nn.Module):
     (``"jvp"`` under DDP, which cannot run a double backward). The GAN
     objectives add ``sigma``'s instance noise; ``nsgan-r1`` adds R1 with ``gamma = lam``
     (fused in the graph critics' ``r1_loss``). Half-precision critic outputs are made
-    float32 before the losses. Returns ``(loss, W estimate (detached), penalty before lam or None)``.
+    float32 before the losses. A conditional critic (:mod:`fastgan.conditional`) takes
+    the batches' classes ``labels`` (the fakes are made with the reals' classes): a
+    projection critic scores ``(x, labels)``, fused; an AC-GAN critic adds the
+    cross-entropy of its class logits on real and fake. Returns ``(loss, W estimate
+    (detached), penalty before lam or None)``.
     """
 
     def __init__(self, critic: torch.nn.Module, objective: str, method: str = "auto", scaler=None,
@@ -159,40 +167,78 @@ class CriticObjective(torch.nn.Module):
             raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
         self.critic, self.objective, self.method, self.scaler = critic, objective, method, scaler
         self.fused = fused
+        self.head = getattr(critic, "head", None)  # a conditional critic's class head
         self.graph, self.drop_in_reason = self._fused_graph()
 
+    def score(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The critic's outputs on ``x`` (float32 at least) and, for an AC-GAN critic,
+        its class logits (else None); a projection critic scores ``x`` with ``labels``."""
+        if self.head == "acgan":
+            d, logits = self.critic.heads(x)
+            return loss_precision(d), logits
+        return loss_precision(self.critic(x, labels) if self.head == "projection" else self.critic(x)), None
+
     def forward(self, real: Tensor, fake: Tensor, eps: Tensor | None = None, lam: float = 0.0,
-                sigma: float = 0.0):
+                sigma: float = 0.0, labels: Tensor | None = None):
+        from fastgan.conditional import ACGAN_CRITIC_WEIGHT, class_loss
+
+        loss, w, penalty, logits = self._loss(real, fake, eps, lam, sigma, labels)
+        if self.head == "acgan":  # the cross-entropy of the real and the fake batch's classes
+            if logits is None:  # (the fused step gave the WGAN part alone)
+                logits = self.critic.heads(torch.cat([real, fake]))[1]
+            loss = loss + ACGAN_CRITIC_WEIGHT * class_loss(logits, torch.cat([labels, labels]))
+        return loss, w, penalty
+
+    def _loss(self, real, fake, eps, lam, sigma, labels):
+        """(loss, W estimate, penalty or None, the AC-GAN logits of real and fake or None)."""
         from fastgan.penalties import gradient_penalty, r1_penalty
         from fastgan.profiling import span
 
-        critic, penalty, graph = self.critic, None, self.graph
+        penalty, graph = None, self.graph
+        classes = dict(labels=labels) if self.head == "projection" else {}
+        critic = self.critic if self.head != "projection" else (lambda x: self.critic(x, labels))
         if self.objective == "nsgan-r1":
             if graph is not None:  # the logistic loss and R1, one fused pass
-                out = graph.loss(real, fake, loss="r1", lam=0.5 * lam)
-                return out.loss, out.wasserstein, out.penalty if lam else None
-            d_real, d_fake = loss_precision(critic(real)), loss_precision(critic(fake))
+                out = graph.loss(real, fake, loss="r1", lam=0.5 * lam, **classes)
+                return out.loss, out.wasserstein, out.penalty if lam else None, None
+            (d_real, l_real), (d_fake, l_fake) = self.score(real, labels), self.score(fake, labels)
             loss = critic_gan_loss(d_real, d_fake)
             if lam:
                 with span("penalty"):  # r1_penalty is gamma/2 E|g|^2: report E|g|^2
                     penalty = r1_penalty(critic, real, gamma=2.0, method=self.method)
                 loss = loss + 0.5 * lam * penalty
-            return loss, (d_real.mean() - d_fake.mean()).detach(), penalty
+            return loss, (d_real.mean() - d_fake.mean()).detach(), penalty, _joined(l_real, l_fake)
         if self.objective not in ("wgan", "wgan-gp"):
-            d_real = loss_precision(critic(instance_noise(real, sigma)))
-            d_fake = loss_precision(critic(instance_noise(fake, sigma)))
-            return critic_gan_loss(d_real, d_fake), (d_real.mean() - d_fake.mean()).detach(), None
+            (d_real, l_real) = self.score(instance_noise(real, sigma), labels)
+            (d_fake, l_fake) = self.score(instance_noise(fake, sigma), labels)
+            return critic_gan_loss(d_real, d_fake), (d_real.mean() - d_fake.mean()).detach(), None, \
+                _joined(l_real, l_fake)
         if graph is not None:
-            out = graph.loss(real, fake, loss="wgan-gp" if lam else "wgan", lam=lam, eps=eps)
-            return out.loss, out.wasserstein, out.penalty if lam else None
-        loss = critic_wgan_loss(loss_precision(critic(real)), loss_precision(critic(fake)))
+            out = graph.loss(real, fake, loss="wgan-gp" if lam else "wgan", lam=lam, eps=eps, **classes)
+            return out.loss, out.wasserstein, out.penalty if lam else None, None
+        (d_real, l_real), (d_fake, l_fake) = self.score(real, labels), self.score(fake, labels)
+        loss = critic_wgan_loss(d_real, d_fake)
         w = -loss.detach()
         if lam:
             with span("penalty"):
                 penalty = gradient_penalty(critic, real, fake, lam=1.0, eps=eps, method=self.method,
                                            scaler=self.scaler)  # (None unless fp16)
             loss = loss + lam * penalty
-        return loss, w, penalty
+        return loss, w, penalty, _joined(l_real, l_fake)
+
+    def describe(self) -> str:
+        """Which path the critic step takes, and for the drop-in path why: the line a
+        run starts with."""
+        name = type(self.critic).__name__
+        extra = {"projection": " (conditional: a projection on the classes)",
+                 "acgan": ", plus the AC-GAN class loss by autograd"}.get(self.head, "")
+        if self.objective not in ("wgan", "wgan-gp", "nsgan-r1"):
+            return f"critic step: {name}'s two forwards with autograd ({self.objective} has no penalty to fuse){extra}"
+        if self.graph is not None:
+            return f"critic step: fused, {name} traced as a graph of {self.graph.nodes} nodes{extra}"
+        penalty = "r1_penalty" if self.objective == "nsgan-r1" else "gradient_penalty"
+        return (f"critic step: drop-in, {name}'s forward and fastgan.{penalty} (method {self.method}){extra}, "
+                f"because {self.drop_in_reason}")
 
     def prepare(self, batch: Tensor) -> None:
         """Builds the fused step's graph for batches shaped like ``batch`` now, so that a
@@ -202,18 +248,6 @@ class CriticObjective(torch.nn.Module):
 
         if isinstance(self.graph, TracedCritic):  # (an MLP's graph is built with it)
             self.graph.spec(batch)
-
-    def describe(self) -> str:
-        """Which path the critic step takes, and for the drop-in path why: the line a
-        run starts with."""
-        name = type(self.critic).__name__
-        if self.objective not in ("wgan", "wgan-gp", "nsgan-r1"):
-            return f"critic step: {name}'s two forwards with autograd ({self.objective} has no penalty to fuse)"
-        if self.graph is not None:
-            return f"critic step: fused, {name} traced as a graph of {self.graph.nodes} nodes"
-        penalty = "r1_penalty" if self.objective == "nsgan-r1" else "gradient_penalty"
-        return (f"critic step: drop-in, {name}'s forward and fastgan.{penalty} (method {self.method}), because "
-                f"{self.drop_in_reason}")
 
     def _fused_graph(self):
         """The traced graph of the fused step for this critic and None, or None and why

@@ -90,9 +90,9 @@ def grid_columns(n: int) -> int:
     return min(n, 10) if n <= 100 else math.ceil(math.sqrt(n))
 
 
-def draw_images(ax, images: Tensor, title: str) -> None:
+def draw_images(ax, images: Tensor, title: str, columns: int | None = None) -> None:
     """A grid of images in [-1, 1], (N, C, H, W), as one picture on ``ax``."""
-    picture = tile(images, grid_columns(len(images))).numpy()
+    picture = tile(images, columns or grid_columns(len(images))).numpy()
     ax.imshow(picture[..., 0] if picture.shape[2] == 1 else picture, cmap="gray", vmin=0, vmax=1,
               interpolation="nearest")
     ax.axis("off")
@@ -100,14 +100,15 @@ def draw_images(ax, images: Tensor, title: str) -> None:
 
 
 def samples(path: str, panels: list[tuple[str, Tensor]], title: str, real: Tensor | None = None,
-            critic=None, device=None) -> str:
+            critic=None, device=None, columns: int | None = None) -> str:
     """One panel per ``(label, samples)``, side by side (the EMA generator's beside the
-    raw one's): an image grid for images, points with ``real`` and the critic for
-    points."""
+    raw one's): an image grid for images (of ``columns`` columns: a conditional run's
+    classes), points with ``real`` and the critic for points."""
     plt = pyplot()
     images = panels[0][1].dim() == 4
+    columns = columns or grid_columns(len(panels[0][1]))
     if images:
-        picture = tile(panels[0][1], grid_columns(len(panels[0][1])))
+        picture = tile(panels[0][1], columns)
         width = max(3.0, min(9.0, 0.09 * picture.shape[1]))  # inches per panel
         size = (width * len(panels), width * picture.shape[0] / picture.shape[1] + 0.6)
     else:
@@ -116,7 +117,7 @@ def samples(path: str, panels: list[tuple[str, Tensor]], title: str, real: Tenso
     for ax, (label, fake) in zip(axes[0], panels):
         name = f"{title}\n{label}" if label else title
         if images:
-            draw_images(ax, fake, name)
+            draw_images(ax, fake, name, columns)
         else:
             draw_points(fig, ax, real, fake, critic, device, name)
     return _save(fig, path)
@@ -185,10 +186,15 @@ def run_plots(trainer, n: int = 1000) -> list[str]:
     out = trainer.cfg.out
     title = f"{trainer.cfg.objective} on {trainer.data.name}, step {trainer.step}"
     count = 100 if trainer.data.is_image else n
+    columns = None
+    if trainer.num_classes:  # a column per class, 10 samples each
+        count, columns = 10 * trainer.num_classes, trainer.num_classes
+        title += ", columns: classes 0.." + str(trainer.num_classes - 1)
     panels = [(label, trainer.sample(count, seeded(trainer.cfg.seed + 7), raw=raw))
               for label, raw in trainer.sample_labels()]
     real = None if trainer.data.is_image else trainer.data.sample(n, seeded(trainer.cfg.seed + 8))
-    paths = [samples(os.path.join(out, "samples.png"), panels, title, real, trainer.critic, trainer.device)]
+    paths = [samples(os.path.join(out, "samples.png"), panels, title, real, trainer.critic, trainer.device,
+                     columns)]
     log = os.path.join(out, "metrics.jsonl")
     if os.path.exists(log):
         paths.append(curves(os.path.join(out, "curves.png"), read_log(log), trainer.cfg.objective))

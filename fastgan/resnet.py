@@ -16,7 +16,8 @@ Two families, as in the paper:
 The resolution changes by 2 per block (nearest upsampling in the generator, 2x2 mean
 pools in the critic). :func:`fastgan.models.build` picks the family by the image size.
 With ``num_classes``, the generator's BatchNorms are conditional (a scale and shift
-per class, the paper's conditional model).
+per class, the paper's conditional model) and the critics carry a class head
+(:mod:`fastgan.conditional`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fastgan.conditional import ClassHeads, ConditionalBatchNorm2d
 
 Tensor = torch.Tensor
 
@@ -61,23 +64,27 @@ class ResBlock(nn.Module):
         return h + s
 
 
-class ResNetCritic(nn.Module):
+class ResNetCritic(ClassHeads, nn.Module):
     """The CIFAR-10 ResNet critic: ``ch`` channels throughout, relu, a global ``pool``
     (``"mean"``, the paper's, or ``"sum"``, mimicry's), ``Linear(ch, 1)``. ``pool_first``
     is the second block's shortcut order (the paper convolves first). Images of any
-    size divisible by 4."""
+    size divisible by 4. With ``num_classes``, a class ``head``
+    (:mod:`fastgan.conditional`) on the pooled features."""
 
     def __init__(self, ch: int = 128, pool: str = "mean", pool_first: bool = False, channels: int = 3,
-                 norm: Callable[[int], nn.Module] | None = None):
+                 norm: Callable[[int], nn.Module] | None = None, num_classes: int = 0, head: str | None = None):
         super().__init__()
         self.blocks = nn.Sequential(ResBlock(channels, ch, True, True, first=True, norm=norm),
                                     ResBlock(ch, ch, True, pool_first, norm=norm),
                                     ResBlock(ch, ch, False, norm=norm), ResBlock(ch, ch, False, norm=norm))
         self.linear, self.pool = nn.Linear(ch, 1), pool
+        self.add_heads(ch, num_classes, head)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def phi(self, x: Tensor) -> Tensor:
         h = F.relu(self.blocks(x))
-        h = h.sum(dim=[2, 3]) if self.pool == "sum" else h.mean((2, 3))
+        return h.sum(dim=[2, 3]) if self.pool == "sum" else h.mean((2, 3))
+
+    def psi(self, h: Tensor) -> Tensor:
         return self.linear(h)
 
 
@@ -87,37 +94,26 @@ def group_norm(channels: int) -> nn.Module:
     return nn.GroupNorm(1, channels)
 
 
-class DeepResNetCritic(nn.Module):
+class DeepResNetCritic(ClassHeads, nn.Module):
     """The 64x64 ResNet critic, for ``widths[-1]`` features of ``start`` x ``start``: a
     3x3 stem to ``widths[0]`` channels, a downsampling block per later width (normalised
     by ``norm``), a flatten and a linear output. The paper's 64x64 critic is
-    ``widths = (w, 2w, 4w, 8w, 8w)``, ``start = 4``."""
+    ``widths = (w, 2w, 4w, 8w, 8w)``, ``start = 4``. With ``num_classes``, a class
+    ``head`` on the flattened features."""
 
     def __init__(self, widths: Sequence[int], start: int, channels: int = 3,
-                 norm: Callable[[int], nn.Module] | None = group_norm):
+                 norm: Callable[[int], nn.Module] | None = group_norm, num_classes: int = 0, head: str | None = None):
         super().__init__()
         self.stem = nn.Conv2d(channels, widths[0], 3, 1, 1)
         self.blocks = nn.Sequential(*(ResBlock(a, b, True, norm=norm) for a, b in zip(widths[:-1], widths[1:])))
         self.linear = nn.Linear(widths[-1] * start * start, 1)
+        self.add_heads(widths[-1] * start * start, num_classes, head)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear(self.blocks(self.stem(x)).flatten(1))
+    def phi(self, x: Tensor) -> Tensor:
+        return self.blocks(self.stem(x)).flatten(1)
 
-
-class ConditionalBatchNorm2d(nn.Module):
-    """BatchNorm2d without its own affine map, then a scale and a shift per class
-    (initialised to 1 and 0): the paper's conditional BatchNorm."""
-
-    def __init__(self, channels: int, num_classes: int):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.scale = nn.Embedding(num_classes, channels)
-        self.shift = nn.Embedding(num_classes, channels)
-        nn.init.ones_(self.scale.weight)
-        nn.init.zeros_(self.shift.weight)
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.norm(x) * self.scale(y)[:, :, None, None] + self.shift(y)[:, :, None, None]
+    def psi(self, h: Tensor) -> Tensor:
+        return self.linear(h)
 
 
 class UpBlock(nn.Module):

@@ -17,8 +17,8 @@ import warnings
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from fastgan import _checks, augment, build, checkpoint, data as datasets, distributed, evaluation, objectives
-from fastgan import profiling, run_folder, run_log, run_state
+from fastgan import _checks, augment, build, checkpoint, conditional, data as datasets, distributed, evaluation
+from fastgan import objectives, profiling, run_folder, run_log, run_state
 from fastgan.config import ConfigError, TrainConfig, resolve_device
 from fastgan.penalties import BatchNormPenaltyWarning, warn_batch_mixing
 from fastgan.profiling import span
@@ -78,6 +78,8 @@ class Trainer:
         cfg.validate()
         if generator is not None and cfg.arch != "dcgan":
             raise ConfigError("arch", "chooses the built-in networks; it cannot be combined with your own")
+        if generator is not None and cfg.conditional:
+            raise ConfigError("conditional", "builds the conditional networks; it cannot be combined with your own")
         self.cfg = cfg
         self.user = {"networks": generator is not None, "data": data is not None}
         self.group, self.device = distributed.setup(resolve_device(cfg.device), cfg.dist_timeout)
@@ -98,13 +100,14 @@ class Trainer:
         self.n_critic = cfg.n_critic or hp.n_critic
         self.lam = hp.lam if cfg.lam is None else cfg.lam
         self.clip = hp.clip if cfg.clip is None else cfg.clip
+        self.num_classes = self._classes() if cfg.conditional else 0
         self.augment = augment.DiffAugment(cfg.augment)
         if self.augment and not self.data.is_image:
             raise ConfigError("augment", f"transforms images; the data {cfg.data} are points of shape "
                                          f"{tuple(self.data.shape)}")
         torch.manual_seed(cfg.seed)
         self.generator, self.critic, self.latent_dim = build.networks(cfg, self.data, self.device, self.dtype,
-                                                                      generator, critic)
+                                                                      generator, critic, self.num_classes)
         if self.lam and cfg.objective in ("wgan-gp", "nsgan-r1"):  # a per-sample penalty: no BatchNorm
             with warnings.catch_warnings():
                 if not self.group.is_main:  # said once per run
@@ -126,6 +129,7 @@ class Trainer:
                                                            "jvp" if cfg.ddp or cfg.compile else "auto",
                                                            self.scaler_d if cfg.amp == "fp16" else None,
                                                            fused=cfg.critic_step == "fused")
+        self.critic_scores = self.critic_objective.score  # (the generator step's, also under DDP)
         self.critic_path = self.critic_objective.describe()
         if self.group.is_main:
             print(f"fastgan: {self.critic_path}")
@@ -147,13 +151,26 @@ class Trainer:
                     if cfg.ema_decay is not None else None)
         self.step = self._checked = 0  # _checked: the last step whose deferred checks were read
         self.elapsed = 0.0  # training seconds before this process (resumed runs)
-        self.evaluation = evaluation.Evaluation(cfg, self.data, self.device, metric_models=self.group.is_main)
+        self.evaluation = evaluation.Evaluation(cfg, self.data, self.device, metric_models=self.group.is_main,
+                                                num_classes=self.num_classes)
         if cfg.tensorboard and self.group.is_main:
             try:
                 from torch.utils import tensorboard  # noqa: F401
             except ImportError:
                 raise ConfigError("tensorboard", "needs the tensorboard package: pip install tensorboard") from None
         self._stop = None
+
+    def _classes(self) -> int:
+        """The number of classes of a conditional run's data (labelled images)."""
+        if not self.data.is_image:
+            raise ConfigError("conditional", f"trains image GANs; the data {self.cfg.data} are points")
+        if self.data.label_problem:
+            raise ConfigError("conditional", f"needs labelled data: {self.data.label_problem}")
+        if self.data.num_classes is None:
+            raise ConfigError("conditional", f"needs labelled data, and {self.cfg.data} has none: use the digits, "
+                                             "an .npz with x and y, a folder of one sub-folder per class, or a "
+                                             "dataset of (sample, label) items")
+        return self.data.num_classes
 
     def _claim_run_folder(self) -> None:
         """A new run never lands on a finished or interrupted one: a folder that holds
@@ -220,6 +237,16 @@ class Trainer:
         """``n`` latent codes for this rank, from its own noise stream."""
         return torch.randn(n, self.latent_dim).to(self.device, self.dtype)
 
+    def sample_real_labeled(self, n: int) -> tuple[Tensor, Tensor]:
+        """``n`` real samples and their classes (a conditional run), from this rank's
+        data stream."""
+        x, y = self.data.sample_labeled(n)
+        return x.to(self.device, self.dtype), y.to(self.device)
+
+    def sample_classes(self, n: int) -> Tensor:
+        """``n`` classes drawn uniformly, the generator step's (a conditional run)."""
+        return torch.randint(0, self.num_classes, (n,)).to(self.device)
+
     def augment_params(self) -> dict[str, Tensor]:
         """The per-sample parameters of ``cfg.augment`` for one batch of this rank
         (:meth:`fastgan.augment.DiffAugment.draw`), from its own stream."""
@@ -251,9 +278,13 @@ class Trainer:
     def _critic_iteration(self, it: int, sigma: float, log: bool) -> dict:
         obj, cfg = self.cfg.objective, self.cfg
         with span("data"):
-            real = self.sample_real(self.batch)
+            labels = None
+            if self.num_classes:  # the fakes take the real batch's classes (the paper's code)
+                real, labels = self.sample_real_labeled(self.batch)
+            else:
+                real = self.sample_real(self.batch)
             with torch.no_grad():
-                fake = self.generator(self.sample_latent(self.batch))
+                fake = self.generator(self.sample_latent(self.batch), *([] if labels is None else [labels]))
         if self.augment:  # (a penalty then interpolates between the augmented batches)
             with span("augment"):
                 real = self.augment.apply(real, self.augment_params())
@@ -264,7 +295,7 @@ class Trainer:
         eps = self.sample_eps(self.batch) if lam and obj == "wgan-gp" else None
         self.opt_d.zero_grad(set_to_none=True)
         with span("critic_forward_backward"):
-            loss, w, penalty = self._critic_pass(real, fake, eps, lam, sigma)
+            loss, w, penalty = self._critic_pass(real, fake, eps, lam, sigma, labels)
         if not self.ddp:  # (DDP averaged them in the backward)
             with span("gradient_sync"):
                 self.group.average_gradients(self.critic)
@@ -279,24 +310,32 @@ class Trainer:
             self.scaler_d.update()
         return stats
 
-    def _critic_loss_backward(self, real: Tensor, fake: Tensor, eps: Tensor | None, lam: float, sigma: float):
-        """The critic's loss (:class:`fastgan.objectives.CriticObjective`) and its
-        backward; returns (loss, W estimate, penalty or None), detached. With
-        ``--compile`` this is one torch.compile'd graph (fullgraph)."""
+    def _critic_loss_backward(self, real: Tensor, fake: Tensor, eps: Tensor | None, lam: float, sigma: float,
+                              labels: Tensor | None = None):
+        """The critic's loss (:class:`fastgan.objectives.CriticObjective`; ``labels``
+        the classes of a conditional run) and its backward; returns (loss, W estimate,
+        penalty or None), detached. With ``--compile`` this is one torch.compile'd graph
+        (fullgraph)."""
         with self._autocast():
-            loss, w, penalty = self.critic_objective(real, fake, eps=eps, lam=lam, sigma=sigma)
+            loss, w, penalty = self.critic_objective(real, fake, eps=eps, lam=lam, sigma=sigma, labels=labels)
         (self.scaler_d.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
         return loss.detach(), w, None if penalty is None else penalty.detach()
 
-    def _generator_loss_backward(self, z: Tensor, sigma: float, augment_params: dict[str, Tensor]) -> Tensor:
+    def _generator_loss_backward(self, z: Tensor, sigma: float, augment_params: dict[str, Tensor],
+                                 labels: Tensor | None = None) -> Tensor:
         """The generator's loss and its backward (compiled with ``--compile``), through
-        the augmentation of ``augment_params``; returns the loss, detached."""
+        the augmentation of ``augment_params``, for the classes ``labels`` of a
+        conditional run (an AC-GAN critic adds their cross-entropy, weight 0.1); returns
+        the loss, detached."""
         with self._autocast():
-            x = self.generator_forward(z)
+            x = self.generator_forward(z, *([] if labels is None else [labels]))
             if self.augment:
                 x = self.augment.apply(x, augment_params)
             x = objectives.instance_noise(x, sigma)  # through the noise (Cor. 3.2)
-            loss = objectives.generator_loss(self.cfg.objective, objectives.loss_precision(self.critic(x)))
+            d, logits = self.critic_scores(x, labels)
+            loss = objectives.generator_loss(self.cfg.objective, d)
+            if logits is not None:
+                loss = loss + conditional.ACGAN_GENERATOR_WEIGHT * conditional.class_loss(logits, labels)
         (self.scaler_g.scale(loss) if self.cfg.amp == "fp16" else loss).backward()
         return loss.detach()
 
@@ -305,7 +344,8 @@ class Trainer:
             self.critic.requires_grad_(False)
             self.opt_g.zero_grad(set_to_none=True)
             z = self.sample_latent(self.batch)
-            loss = self._generator_pass(z, sigma, self.augment_params())
+            labels = self.sample_classes(self.batch) if self.num_classes else None
+            loss = self._generator_pass(z, sigma, self.augment_params(), labels)
             if not self.ddp:
                 self.group.average_gradients(self.generator)
             stats = {}
@@ -383,15 +423,24 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
 
-    def sample(self, n: int, generator: torch.Generator | None = None, raw: bool = False) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, raw: bool = False,
+               labels: Tensor | None = None) -> Tensor:
         """``n`` generated samples, on the CPU: from the EMA generator when the run keeps
-        one (unless ``raw``), else from the trained generator (in eval mode)."""
+        one (unless ``raw``), else from the trained generator (in eval mode). A
+        conditional run makes the classes ``labels``, by default each class in turn
+        (:func:`fastgan.conditional.balanced_labels`)."""
         net = self.generator if raw or self.ema is None else self.ema.module
         was_training = net.training
         net.eval()
+        classes = []
+        if self.num_classes:
+            labels = conditional.balanced_labels(n, self.num_classes) if labels is None else labels
+            classes = [labels.to(self.device)]
+        elif labels is not None:
+            raise ValueError("labels are for the samples of a conditional run (--conditional)")
         with torch.no_grad():
             z = torch.randn(n, self.latent_dim, generator=generator).to(self.device, self.dtype)
-            x = net(z).float().cpu()
+            x = net(z, *classes).float().cpu()
         net.train(was_training)
         return x
 

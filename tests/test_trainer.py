@@ -299,10 +299,10 @@ def test_bf16_autocast_trains_200_toy_steps_like_float32(tmp_path):
     errors, dtypes = [], set()
     trainer.generator.register_forward_hook(lambda module, inputs, out: dtypes.add(out.dtype))
 
-    def float32_pass(z, sigma):
+    def float32_pass(*args):
         amp, trainer.amp_dtype = trainer.amp_dtype, None
         try:
-            trainer._generator_loss_backward(z, sigma)
+            trainer._generator_loss_backward(*args)
         finally:
             trainer.amp_dtype = amp
 

@@ -380,7 +380,7 @@ def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphBuilder:
     it only the kinds of its nodes (what can be known before the first batch)."""
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     used = [n for n in placeholders if n.users]
-    if not placeholders or used[1:] != placeholders[1:2] or len(used) > 2 or used[0] is not placeholders[0]:
+    if not used or used[0] is not placeholders[0] or used[1:] not in ([], placeholders[1:2]):
         raise UnsupportedLayer(f"the critic's forward reads {len(used)} of its {len(placeholders)} inputs; the "
                                f"fused step takes the batch, and a conditional critic's classes second; {HINT}")
     conditional = len(used) == 2
