@@ -2,12 +2,14 @@
 file or value (no traceback); the API raises ValueError/TypeError naming the argument.
 
 One table per side. Each row is (command or call, what the message must name)."""
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import fastgan
+import fastgan.data
 import fastgan.nn
 from fastgan.cli import main
 from fastgan.config import ConfigError, ConfigTypeError, TrainConfig
@@ -36,10 +38,18 @@ def files(tmp_path_factory):
     np.save(d / "three_d.npy", np.zeros((4, 3, 5)))
     np.save(d / "odd_images.npy", np.zeros((4, 1, 18, 18)))
     np.save(d / "wide_images.npy", np.zeros((4, 1, 16, 12)))
+    np.save(d / "plain_images.npy", np.zeros((4, 1, 8, 8), dtype=np.float32))
+    np.savez(d / "float_y.npz", x=np.zeros((4, 1, 8, 8), np.float32), y=np.zeros(4, np.float32))
+    np.savez(d / "negative_y.npz", x=np.zeros((4, 1, 8, 8), np.float32), y=np.array([0, 1, -1, 1]))
+    np.savez(d / "short_y.npz", x=np.zeros((4, 1, 8, 8), np.float32), y=np.array([0, 1]))
+    for k, size in enumerate((8, 16)):
+        (d / "uneven_classes" / f"c{k}").mkdir(parents=True)
+        mpimg.imsave(d / "uneven_classes" / f"c{k}" / "a.png", np.zeros((size, size, 3)))
     np.save(d / "huge_images.npy", np.zeros((1, 1, 512, 512), dtype=np.float32))
     np.save(d / "strings.npy", np.array([["a", "b"]] * 4))
     np.savez(d / "two.npz", a=np.zeros((4, 2)), b=np.zeros((4, 2)))
-    for name in ("nan.npy", "three_d.npy", "odd_images.npy", "wide_images.npy", "huge_images.npy", "strings.npy", "two.npz"):
+    for name in ("nan.npy", "three_d.npy", "odd_images.npy", "wide_images.npy", "huge_images.npy", "plain_images.npy",
+                 "float_y.npz", "negative_y.npz", "short_y.npz", "strings.npy", "two.npz"):
         paths[name.replace(".", "_")] = str(d / name)
     write("bad_images/a.png", b"\x89PNG\r\n\x1a\n not an image", "wb")
     write("empty_images/readme.txt", "no images here")
@@ -107,6 +117,14 @@ CLI_CASES = [
     (["train", "--augment", "blur"], "--augment has 'blur'; expected none, or a comma-separated list of color,"),
     (["train", "--augment", "color,color"], "--augment names a transform twice"),
     (["train", "--augment", "color"], "--augment transforms images; the data 8gaussians are points of shape (2,)"),
+    (["train", "--conditional"], "--conditional trains image GANs; the data 8gaussians are points"),
+    (["train", "--conditional", "--data", "{plain_images_npy}"], "--conditional needs labelled data, and"),
+    (["train", "--conditional", "--data", "{float_y_npz}"], "y: labels must be 4 integers, one per sample"),
+    (["train", "--conditional", "--data", "{negative_y_npz}"], "labels must be classes 0..K-1 with K >= 2"),
+    (["train", "--conditional", "--data", "{short_y_npz}"], "y: labels must be 4 integers, one per sample"),
+    (["train", "--data", "{dir}/uneven_classes"], "in the class folders of"),
+    (["train", "--cond-critic", "acgan"], "--cond-critic applies to conditional runs (--conditional)"),
+    (["train", "--conditional", "--cond-critic", "hinge"], "--cond-critic must be projection or acgan"),
     (["train", "--data", "{dir}/bad_images"], "a.png: cannot decode the image"),
     (["train", "--data", "{dir}/empty_images"], "empty_images holds no images"),
     # train: output, config files, resume
@@ -128,6 +146,8 @@ CLI_CASES = [
     (["sample", "--checkpoint", "{text_txt}", "--out", "{dir}/s.npy"], "text.txt is corrupt or not a checkpoint"),
     (["sample", "--checkpoint", "{run}/checkpoint.pt", "--out", "{file_as_out}/s.npy"], "--out"),
     (["sample", "--checkpoint", "{run}/checkpoint.pt", "--device", "tpu", "--out", "{dir}/s.npy"], "--device"),
+    (["sample", "--checkpoint", "{run}/checkpoint.pt", "--class", "3", "--out", "{dir}/s.npy"],
+     "--class 3: {run}/checkpoint.pt is not a conditional run"),
     (["plot", "{dir}/nowhere"], "no checkpoint at"),
     (["reproduce", "distances", "--seed", "-1"], "--seed must be >= 0"),
     (["reproduce", "nosuch"], "nosuch"),  # argparse's own error
@@ -167,6 +187,19 @@ class Wrapper(nn.Module):
         return self.main(x)
 
 
+class LabelledBy(torch.utils.data.Dataset):
+    """Four (image, label) items with the given label."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(1, 8, 8), self.label if i else 0
+
+
 def _mlp():
     return nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
 
@@ -185,6 +218,11 @@ API_CASES = [
     (lambda: Trainer(TrainConfig(arch="resnet"), generator=_mlp(), critic=_mlp()), ConfigError,
      "arch chooses the built-in networks"),
     (lambda: fastgan.nn.DCGANCritic(18), ValueError, "image_size 18: the DCGAN nets take 8, 10"),
+    (lambda: Trainer(TrainConfig(conditional=True), generator=_mlp(), critic=_mlp()), ConfigError,
+     "conditional builds the conditional networks"),
+    (lambda: fastgan.nn.DCGANCritic(8, num_classes=3, head="hinge"), ValueError, "head must be projection or acgan"),
+    (lambda: fastgan.data.from_user(LabelledBy("a")).num_classes, TypeError, "is 'a', not a class number"),
+    (lambda: fastgan.data.from_user(LabelledBy(-2)).num_classes, ValueError, "labels must be classes 0..K-1"),
     (lambda: fastgan.nn.DCGANGenerator(16, 4), ValueError, "image_size 4: the DCGAN nets take"),
     (lambda: fastgan.gradient_penalty(lambda x: torch.cat([x.sum(1, keepdim=True)] * 2, 1), *_pairs()),
      ValueError, "one value per sample"),
