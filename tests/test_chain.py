@@ -323,8 +323,8 @@ def test_trainer_images_path_runs_the_fused_chain(tmp_path, monkeypatch, objecti
         if step == "fused":
             drop_in = CriticObjective(trainer.critic, objective, fused=False)
 
-            def reference(real, fake, eps, lam, sigma):
-                drop_in(real, fake, eps=eps, lam=lam, sigma=sigma)[0].backward()
+            def reference(real, fake, eps, lam, sigma, labels):
+                drop_in(real, fake, eps=eps, lam=lam, sigma=sigma, labels=labels)[0].backward()
             lockstep(trainer, "_critic_pass", reference, trainer.critic, errors)
         trainer.run()
         assert (len(calls) > 0) == (step == "fused")

@@ -177,15 +177,17 @@ def test_the_compiled_train_step_follows_eager(tmp_path, monkeypatch, objective,
     torch._dynamo.reset()
 
 
-def test_a_compiled_image_run_with_augmentation_trains_from_its_first_call(tmp_path, monkeypatch):
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_compiled_image_run_with_augmentation_trains_from_its_first_call(tmp_path, monkeypatch, conditional):
     """The traced critic's graph is built before the first compiled call (dynamo cannot
-    trace its construction), so a --compile run of a conv critic, here with --augment,
-    trains without an eager call first; its compiled passes then follow eager."""
+    trace its construction), so a --compile run of a conv critic, here with --augment
+    (and a conditional one, its projection fused), trains without an eager call first;
+    its compiled passes then follow eager."""
     monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
     torch._dynamo.reset()
     cfg = TrainConfig(data="digits", augment="color,translation,cutout", steps=2, batch=8, width=4, latent_dim=8,
                       n_critic=1, dtype="float64", eval_every=0, eval_samples=20, log_every=1, progress=False,
-                      out=str(tmp_path / "run"), compile=True)
+                      out=str(tmp_path / "run"), compile=True, conditional=conditional)
     trainer = Trainer(cfg)
     assert "critic_loss" in trainer.train_step()  # the first calls compiled, before any eager one
     errors = _eager_beside_compiled(trainer)

@@ -384,8 +384,8 @@ def test_the_trainer_runs_a_users_resnet_fused_and_says_so(tmp_path, capsys):
                               critic=ResNetCritic(5), data=images)
     drop_in = CriticObjective(trainer.critic, "wgan-gp", fused=False)
     errors = []
-    lockstep(trainer, "_critic_pass", lambda real, fake, eps, lam, sigma: drop_in(
-        real, fake, eps=eps, lam=lam, sigma=sigma)[0].backward(), trainer.critic, errors)
+    lockstep(trainer, "_critic_pass", lambda real, fake, eps, lam, sigma, labels: drop_in(
+        real, fake, eps=eps, lam=lam, sigma=sigma, labels=labels)[0].backward(), trainer.critic, errors)
     trainer.run()
     assert capsys.readouterr().out.startswith("fastgan: critic step: fused, ResNetCritic traced as a graph of")
     assert len(errors) == 4 and max(errors) < 1e-10

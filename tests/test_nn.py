@@ -79,4 +79,4 @@ def test_dcgan_shapes(size):
     assert x.shape == (2, 1, size, size) and d(x).shape == (2, 1)
     assert float(x.detach().abs().max()) <= 1.0
     with pytest.raises(ValueError, match="image_size"):
-        DCGANCritic(12)
+        DCGANCritic(18)

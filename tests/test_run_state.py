@@ -26,3 +26,18 @@ def test_a_run_of_your_own_networks_or_data_needs_them_again(tmp_path):
         run_state.resumed_config(path, saved(networks=True, data=True), networks=False, data=False, overrides={})
     with pytest.raises(ConfigError, match="overwrite cannot be combined with resuming"):
         run_state.resumed_config(path, saved(), networks=False, data=False, overrides={"overwrite": True})
+
+
+def test_a_checkpoint_from_before_the_image_settings_resumes_with_their_defaults(tmp_path):
+    """Checkpoints written before ``arch``, ``augment``, ``conditional`` and
+    ``cond_critic`` existed hold no such keys: they were DCGAN, unaugmented,
+    unconditional runs, and resume as such (the settings compare equal)."""
+    path = os.path.join(str(tmp_path), "checkpoint.pt")
+    old = saved()
+    for key in ("arch", "augment", "conditional", "cond_critic"):
+        del old["config"][key]
+    cfg = run_state.resumed_config(path, old, networks=False, data=False, overrides={})
+    assert (cfg.arch, cfg.augment, cfg.conditional, cfg.cond_critic) == ("dcgan", "none", False, None)
+    filled = run_state.saved_config(old)
+    checkpoint.check_matches(path, filled, dataclasses.asdict(cfg), ["arch", "augment", "conditional",
+                                                                      "cond_critic"])
