@@ -58,12 +58,15 @@ def test_every_data_layout_gives_its_labels(tmp_path):
 
 # -------------------------------------------------------------------- AC-GAN losses
 
-def test_acgan_losses_equal_a_hand_written_eager_version(tmp_path):
+@pytest.mark.parametrize("critic_step", ["fused", "drop-in"])
+def test_acgan_losses_equal_a_hand_written_eager_version(tmp_path, critic_step):
     """The WGAN-GP critic loss plus the cross-entropy of real and fake (weight 1), and the
     generator's -E D(G(z, y)) plus 0.1 times its cross-entropy: loss and every gradient,
-    float64, against the same losses written out with autograd."""
-    trainer = Trainer(_config(tmp_path, cond_critic="acgan", dtype="float64"))
+    float64, against the same losses written out with autograd (the fused step and the
+    drop-in path alike)."""
+    trainer = Trainer(_config(tmp_path, cond_critic="acgan", dtype="float64", critic_step=critic_step))
     assert "plus the AC-GAN class loss by autograd" in trainer.critic_path
+    assert trainer.critic_path.startswith(f"critic step: {critic_step}")
     critic, twin = trainer.critic, copy.deepcopy(trainer.critic)
     real, labels = trainer.sample_real_labeled(6)
     with torch.no_grad():
@@ -99,12 +102,14 @@ def test_acgan_losses_equal_a_hand_written_eager_version(tmp_path):
         torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("arch, data_name", [("dcgan", "digits"), ("resnet", "digits32")])
-def test_the_projection_critic_step_in_the_trainer_equals_eager_autograd(tmp_path, arch, data_name):
-    """float64, one fused critic step of a conditional run against D(x, y) written with
-    autograd's double backward (the interpolates of the real batch's classes)."""
-    trainer = Trainer(_config(tmp_path, data=data_name, arch=arch, dtype="float64"))
-    assert trainer.critic_path.startswith("critic step: fused") and "projection" in trainer.critic_path
+@pytest.mark.parametrize("arch, data_name, critic_step", [("dcgan", "digits", "fused"), ("resnet", "digits32", "fused"),
+                                                        ("dcgan", "digits", "drop-in")])
+def test_the_projection_critic_step_in_the_trainer_equals_eager_autograd(tmp_path, arch, data_name, critic_step):
+    """float64, one critic step of a conditional run (fused, and the drop-in path)
+    against D(x, y) written with autograd's double backward (the interpolates of the
+    real batch's classes)."""
+    trainer = Trainer(_config(tmp_path, data=data_name, arch=arch, dtype="float64", critic_step=critic_step))
+    assert trainer.critic_path.startswith(f"critic step: {critic_step}") and "projection" in trainer.critic_path
     twin = copy.deepcopy(trainer.critic)
     real, labels = trainer.sample_real_labeled(6)
     with torch.no_grad():
