@@ -103,9 +103,10 @@ fi
 # MLPs by test_critic_parity (every constexpr specialisation of the conv graphs would
 # compile here)
 stage parity 200 env FASTGAN_TEST_DEVICE=cuda "$py" -m pytest -v -p no:cacheprovider -rfE \
-  -k "not ((test_chain or test_graph) and triton)" \
+  -k "not ((test_chain or test_graph or test_projection) and triton)" \
   tests/test_bias_act.py tests/test_critic_parity.py tests/test_critic_autograd.py tests/test_penalties.py \
-  tests/test_optim.py tests/test_nn.py tests/test_conversions.py tests/test_chain.py tests/test_graph.py
+  tests/test_optim.py tests/test_nn.py tests/test_conversions.py tests/test_chain.py tests/test_graph.py \
+  tests/test_projection.py
 stage bench 200 "$py" -m fastgan bench --quick --out "$out/bench"
 say "gpu-check: $([ "$failed" = 0 ] && echo 'every stage passed' || echo 'some stages failed (see above)')"
 exit "$failed"

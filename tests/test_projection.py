@@ -8,13 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import fastgan
-from conftest import max_grad_err, rel_err
+from conftest import BACKENDS, DEVICE, max_grad_err, rel_err
 from fastgan import reference
 from fastgan.nn import FusedCritic
 from fastgan.ops.graph import UnsupportedLayer
 from fastgan.ops.trace import fused_critic_loss
 
-FUSED = ["cpu", "triton"]
+FUSED = [BACKENDS[0], "triton"]
 
 
 class ProjectionCritic(nn.Module):
@@ -46,8 +46,8 @@ def _batches(dtype, seed, b=6, classes=5, size=8):
     g = torch.Generator().manual_seed(seed)
     real = torch.randn(b, 3, size, size, generator=g, dtype=dtype)
     fake = torch.randn(b, 3, size, size, generator=g, dtype=dtype)
-    return (real, fake, torch.randint(0, classes, (b,), generator=g), torch.randint(0, classes, (b,), generator=g),
-            torch.rand(b, generator=g, dtype=dtype))
+    labels, fake_labels = torch.randint(0, classes, (b,), generator=g), torch.randint(0, classes, (b,), generator=g)
+    return tuple(t.to(DEVICE) for t in (real, fake, labels, fake_labels, torch.rand(b, generator=g, dtype=dtype)))
 
 
 def _fused_and_eager(critic, loss, dtype, backend, seed, same_labels=False):
@@ -73,7 +73,7 @@ def _fused_and_eager(critic, loss, dtype, backend, seed, same_labels=False):
 @pytest.mark.parametrize("loss", ["wgan-gp", "r1", "wgan"])
 def test_float64_parity_with_eager(backend, norm, loss):
     torch.manual_seed(1)
-    critic = ProjectionCritic(norm=norm).double()
+    critic = ProjectionCritic(norm=norm).double().to(DEVICE)
     out, fused, ref, grads = _fused_and_eager(critic, loss, torch.float64, backend, seed=2)
     assert rel_err(out.loss, ref.loss) < 1e-10 and rel_err(out.penalty, ref.penalty) < 1e-10
     assert rel_err(out.wasserstein, ref.wasserstein) < 1e-10
@@ -85,22 +85,23 @@ def test_float64_parity_with_eager(backend, norm, loss):
 @pytest.mark.parametrize("norm", [None, "group"])
 def test_float32_parity_with_the_float64_oracle(form, norm):
     torch.manual_seed(3)
-    critic = ProjectionCritic(norm=norm, form=form)
-    out, fused, ref, grads = _fused_and_eager(critic, "wgan-gp", torch.float32, "cpu", seed=4)
+    critic = ProjectionCritic(norm=norm, form=form).to(DEVICE)
+    out, fused, ref, grads = _fused_and_eager(critic, "wgan-gp", torch.float32, BACKENDS[0], seed=4)
     assert rel_err(out.loss, ref.loss) < 1e-5
     assert max_grad_err(fused, grads) < 1e-5
 
 
 def test_one_label_tensor_serves_both_batches_and_the_interpolates():
     torch.manual_seed(5)
-    critic = ProjectionCritic().double()
-    out, fused, ref, grads = _fused_and_eager(critic, "wgan-gp", torch.float64, "cpu", seed=6, same_labels=True)
+    critic = ProjectionCritic().double().to(DEVICE)
+    out, fused, ref, grads = _fused_and_eager(critic, "wgan-gp", torch.float64, BACKENDS[0], seed=6,
+                                              same_labels=True)
     assert rel_err(out.loss, ref.loss) < 1e-10 and max_grad_err(fused, grads) < 1e-10
 
 
 def test_the_labels_change_the_loss():
     torch.manual_seed(7)
-    critic = FusedCritic.from_module(ProjectionCritic().double())
+    critic = FusedCritic.from_module(ProjectionCritic().double().to(DEVICE))
     real, fake, labels, _, eps = _batches(torch.float64, 8)
     a = critic.wgan_gp_loss(real, fake, eps=eps, labels=labels).loss
     b = critic.wgan_gp_loss(real, fake, eps=eps, labels=(labels + 1) % 5).loss
@@ -134,7 +135,7 @@ def test_other_uses_of_the_labels_are_refused_by_name(module, named):
 
 
 def test_bad_labels_are_named():
-    critic = FusedCritic.from_module(ProjectionCritic())
+    critic = FusedCritic.from_module(ProjectionCritic().to(DEVICE))
     real, fake, labels, _, _ = _batches(torch.float32, 9)
     with pytest.raises(ValueError, match="this critic is conditional: pass the real batch's classes"):
         critic.wgan_gp_loss(real, fake)
