@@ -153,21 +153,22 @@ class CriticObjective(torch.nn.Module):
     (``"jvp"`` under DDP, which cannot run a double backward). The GAN
     objectives add ``sigma``'s instance noise; ``nsgan-r1`` adds R1 with ``gamma = lam``
     (fused in the graph critics' ``r1_loss``). Half-precision critic outputs are made
-    float32 before the losses. A conditional critic (:mod:`fastgan.conditional`) takes
-    the batches' classes ``labels`` (the fakes are made with the reals' classes): a
-    projection critic scores ``(x, labels)``, fused; an AC-GAN critic adds the
-    cross-entropy of its class logits on real and fake. Returns ``(loss, W estimate
+    float32 before the losses. A conditional critic (``head``, by default the critic's
+    own ``head`` attribute, :mod:`fastgan.conditional`) takes the batches' classes
+    ``labels`` (the fakes are made with the reals' classes): a ``projection`` critic
+    scores ``critic(x, labels)``, fused where it traces; an ``acgan`` critic's
+    ``heads(x)`` adds the cross-entropy of its class logits on real and fake. Returns ``(loss, W estimate
     (detached), penalty before lam or None)``.
     """
 
     def __init__(self, critic: torch.nn.Module, objective: str, method: str = "auto", scaler=None,
-                 fused: bool = True):
+                 fused: bool = True, head: str | None = None):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
         self.critic, self.objective, self.method, self.scaler = critic, objective, method, scaler
         self.fused = fused
-        self.head = getattr(critic, "head", None)  # a conditional critic's class head
+        self.head = head or getattr(critic, "head", None)  # a conditional critic's class head
         self.graph, self.drop_in_reason = self._fused_graph()
 
     def score(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

@@ -78,8 +78,6 @@ class Trainer:
         cfg.validate()
         if generator is not None and cfg.arch != "dcgan":
             raise ConfigError("arch", "chooses the built-in networks; it cannot be combined with your own")
-        if generator is not None and cfg.conditional:
-            raise ConfigError("conditional", "builds the conditional networks; it cannot be combined with your own")
         self.cfg = cfg
         self.user = {"networks": generator is not None, "data": data is not None}
         self.group, self.device = distributed.setup(resolve_device(cfg.device), cfg.dist_timeout)
@@ -101,13 +99,14 @@ class Trainer:
         self.lam = hp.lam if cfg.lam is None else cfg.lam
         self.clip = hp.clip if cfg.clip is None else cfg.clip
         self.num_classes = self._classes() if cfg.conditional else 0
+        self.head = (cfg.cond_critic or "projection") if cfg.conditional else None  # the critic's class head
         self.augment = augment.DiffAugment(cfg.augment)
         if self.augment and not self.data.is_image:
             raise ConfigError("augment", f"transforms images; the data {cfg.data} are points of shape "
                                          f"{tuple(self.data.shape)}")
         torch.manual_seed(cfg.seed)
         self.generator, self.critic, self.latent_dim = build.networks(cfg, self.data, self.device, self.dtype,
-                                                                      generator, critic, self.num_classes)
+                                                                      generator, critic, self.num_classes, self.head)
         if self.lam and cfg.objective in ("wgan-gp", "nsgan-r1"):  # a per-sample penalty: no BatchNorm
             with warnings.catch_warnings():
                 if not self.group.is_main:  # said once per run
@@ -128,7 +127,7 @@ class Trainer:
         self.critic_objective = objectives.CriticObjective(self.critic, cfg.objective,
                                                            "jvp" if cfg.ddp or cfg.compile else "auto",
                                                            self.scaler_d if cfg.amp == "fp16" else None,
-                                                           fused=cfg.critic_step == "fused")
+                                                           fused=cfg.critic_step == "fused", head=self.head)
         self.critic_scores = self.critic_objective.score  # (the generator step's, also under DDP)
         self.critic_path = self.critic_objective.describe()
         if self.group.is_main:

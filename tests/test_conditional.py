@@ -110,6 +110,12 @@ def test_the_projection_critic_step_in_the_trainer_equals_eager_autograd(tmp_pat
     real batch's classes)."""
     trainer = Trainer(_config(tmp_path, data=data_name, arch=arch, dtype="float64", critic_step=critic_step))
     assert trainer.critic_path.startswith(f"critic step: {critic_step}") and "projection" in trainer.critic_path
+    _assert_the_critic_step_is_eager_autograds(trainer)
+
+
+def _assert_the_critic_step_is_eager_autograds(trainer):
+    """One critic step of a conditional projection run (float64) against D(x, y) written
+    with autograd's double backward: the loss and every gradient to 1e-10."""
     twin = copy.deepcopy(trainer.critic)
     real, labels = trainer.sample_real_labeled(6)
     with torch.no_grad():
@@ -174,3 +180,77 @@ def test_fastgan_sample_draws_one_class(tmp_path, capsys):
     assert main(["sample", "--checkpoint", trainer.checkpoint_path, "--class", "5", "-n", "7", "--out",
                  str(out)]) == 0
     assert np.load(out).shape == (7, 1, 8, 8) and "class 5" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------- your own networks
+
+class Items(torch.utils.data.Dataset):
+    """A torchvision-style dataset of (image, label) items: 3 classes of 8x8 images."""
+
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return torch.rand(1, 8, 8, generator=g) * 2 - 1, i % 3
+
+
+class UserGenerator(torch.nn.Module):
+    """``(z, y) -> images``: a class embedding concatenated to z, as users write it."""
+
+    def __init__(self, latent_dim=6, classes=3):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.embed = torch.nn.Embedding(classes, latent_dim)
+        self.net = torch.nn.Sequential(torch.nn.Linear(2 * latent_dim, 32), torch.nn.ReLU(), torch.nn.Linear(32, 64),
+                                       torch.nn.Tanh())
+
+    def forward(self, z, y):
+        return self.net(torch.cat([z, self.embed(y)], 1)).view(-1, 1, 8, 8)
+
+
+class UserProjectionCritic(torch.nn.Module):
+    """StudioGAN's projection form: ``linear(h) + sum(embed(y) * h)``."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 4, 2, 1)
+        self.linear, self.embed = torch.nn.Linear(64, 1), torch.nn.Embedding(classes, 64)
+
+    def forward(self, x, y):
+        h = F.leaky_relu(self.conv(x), 0.2).flatten(1)
+        return self.linear(h) + torch.sum(self.embed(y) * h, 1, keepdim=True)
+
+
+class UserACGANCritic(torch.nn.Module):
+    """An AC-GAN critic: ``forward(x)`` its WGAN output, ``heads(x)`` with the logits."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 4, 2, 1)
+        self.linear, self.classify = torch.nn.Linear(64, 1), torch.nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.linear(F.leaky_relu(self.conv(x), 0.2).flatten(1))
+
+    def heads(self, x):
+        h = F.leaky_relu(self.conv(x), 0.2).flatten(1)
+        return self.linear(h), self.classify(h)
+
+
+def test_your_own_conditional_networks_train_fused(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(_config(tmp_path, data="unused", dtype="float64", latent_dim=None), generator=UserGenerator(),
+                      critic=UserProjectionCritic(), data=Items())
+    assert trainer.num_classes == 3
+    assert trainer.critic_path.startswith("critic step: fused, UserProjectionCritic traced as a graph")
+    _assert_the_critic_step_is_eager_autograds(trainer)
+    acgan = Trainer(_config(tmp_path, "acgan", data="unused", cond_critic="acgan", latent_dim=None),
+                    generator=UserGenerator(), critic=UserACGANCritic(), data=Items())
+    assert acgan.run()["step"] == 3 and acgan.critic.classify.weight.grad is not None
+
+
+def test_your_own_acgan_critic_needs_its_heads(tmp_path):
+    with pytest.raises(ValueError, match=r"critic: --cond-critic acgan needs a heads\(x\) method"):
+        Trainer(_config(tmp_path, data="unused", cond_critic="acgan", latent_dim=None), generator=UserGenerator(),
+                critic=torch.nn.Sequential(torch.nn.Conv2d(1, 1, 8), torch.nn.Flatten()), data=Items())

@@ -219,7 +219,7 @@ API_CASES = [
      "arch chooses the built-in networks"),
     (lambda: fastgan.nn.DCGANCritic(18), ValueError, "image_size 18: the DCGAN nets take 8, 10"),
     (lambda: Trainer(TrainConfig(conditional=True), generator=_mlp(), critic=_mlp()), ConfigError,
-     "conditional builds the conditional networks"),
+     "conditional trains image GANs; the data 8gaussians are points"),
     (lambda: fastgan.nn.DCGANCritic(8, num_classes=3, head="hinge"), ValueError, "head must be projection or acgan"),
     (lambda: fastgan.data.from_user(LabelledBy("a")).num_classes, TypeError, "is 'a', not a class number"),
     (lambda: fastgan.data.from_user(LabelledBy(-2)).num_classes, ValueError, "labels must be classes 0..K-1"),
