@@ -182,8 +182,8 @@ def _typed(f: dataclasses.Field, value):
 
 # Settings a resumed run must share with its checkpoint (the rest may change, e.g. steps).
 RESUME_KEYS = ("objective", "data", "arch", "augment", "conditional", "cond_critic", "batch", "n_critic", "lr",
-               "lr_decay", "beta1", "beta2", "lam", "lazy_penalty", "clip", "sigma", "noise_schedule", "width", "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup",
-               "amp")
+               "lr_decay", "beta1", "beta2", "lam", "lazy_penalty", "clip", "sigma", "noise_schedule", "width",
+               "latent_dim", "seed", "dtype", "ema_decay", "ema_rampup", "amp")
 
 
 def resolve_device(name: str) -> torch.device:

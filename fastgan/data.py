@@ -333,7 +333,8 @@ def from_user(data) -> Dataset:
     first = data[0]
     labeled = isinstance(first, (tuple, list)) and len(first) > 1
     return Dataset(f"{type(data).__name__} of {len(data)}", shape, sample,
-                   _sample_labeled=sample_labeled if labeled else None, _count_classes=count_classes if labeled else None)
+                   _sample_labeled=sample_labeled if labeled else None,
+                   _count_classes=count_classes if labeled else None)
 
 
 def _label(dataset, index: int) -> Tensor:

@@ -6,7 +6,7 @@ with plain SGD (see SharedStreamTrainer). Each rank
 saves its parameters to OUT/params_rank{R}.pt.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py \
-        OBJECTIVE DATA OUT [ddp]
+        OBJECTIVE DATA OUT [ddp|conditional|ddp+conditional]
 """
 import os
 import sys
@@ -60,12 +60,35 @@ class SharedStreamTrainer(Trainer):
     def sample_eps(self, n):
         return self._shard(lambda m, g: torch.rand(m, generator=g, dtype=torch.float64), n)
 
+    def sample_real_labeled(self, n):
+        self._draws += 1
+        stream = torch.Generator().manual_seed(10_000 + self._draws)
+        x, y = self.data.sample_labeled(n * self.group.world_size, stream)
+        rows = slice(self.group.rank * n, (self.group.rank + 1) * n)
+        return x[rows].to(self.device, self.dtype), y[rows].to(self.device)
 
-def main(objective: str, data: str, out: str, ddp: str = "") -> None:
-    images = data == "digits"
-    cfg = TrainConfig(objective=objective, data=data, steps=10, batch=8, dtype="float64", seed=3, ddp=ddp == "ddp",
-                      width=8 if images else 16, latent_dim=8, n_critic=2 if objective == "wgan-gp" else None,
-                      log_every=5, eval_every=0, eval_samples=64, checkpoint_every=10**6, progress=False, out=out)
+    def sample_classes(self, n):
+        return self._shard(lambda m, g: torch.randint(0, self.num_classes, (m,), generator=g), n).long()
+
+    def augment_params(self):
+        if not self.augment:
+            return {}
+        self._draws += 1
+        n, world, rank = self.batch, self.group.world_size, self.group.rank
+        stream = torch.Generator().manual_seed(10_000 + self._draws)
+        full = self.augment.draw(n * world, *self.data.shape[1:], stream)
+        return {k: v[rank * n:(rank + 1) * n] for k, v in full.items()}
+
+
+def main(objective: str, data: str, out: str, options: str = "") -> None:
+    """``options``: ``ddp`` and/or ``conditional`` (a conditional run with --augment
+    color,translation,cutout), joined by ``+``."""
+    images, options = data == "digits", options.split("+")
+    extra = dict(conditional=True, augment="color,translation,cutout") if "conditional" in options else {}
+    cfg = TrainConfig(objective=objective, data=data, steps=10, batch=8, dtype="float64", seed=3,
+                      ddp="ddp" in options, width=8 if images else 16, latent_dim=8,
+                      n_critic=2 if objective == "wgan-gp" else None, log_every=5, eval_every=0, eval_samples=64,
+                      checkpoint_every=10**6, progress=False, out=out, **extra)
     trainer = SharedStreamTrainer(cfg)
     trainer.run()
     params = {f"generator.{k}": v for k, v in trainer.generator.state_dict().items()}

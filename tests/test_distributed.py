@@ -27,15 +27,16 @@ def _params(path):
     return torch.load(path, weights_only=True)
 
 
-@pytest.mark.parametrize("objective,data", [("wgan-gp", "8gaussians"), ("wgan-gp", "digits"),
-                                            ("wgan", "8gaussians")],
-                         ids=["fused-critic-step", "gradient-penalty-conv-critic", "clipping-wgan"])
-def test_two_ranks_of_half_the_batch_equal_one_rank(tmp_path, objective, data):
+@pytest.mark.parametrize("objective,data,options", [("wgan-gp", "8gaussians", ""), ("wgan-gp", "digits", ""),
+                                                    ("wgan", "8gaussians", ""), ("wgan-gp", "digits", "conditional")],
+                         ids=["fused-critic-step", "gradient-penalty-conv-critic", "clipping-wgan",
+                              "conditional-augmented"])
+def test_two_ranks_of_half_the_batch_equal_one_rank(tmp_path, objective, data, options):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    _run([sys.executable, WORKER, objective, data, str(one)])
-    _run(TORCHRUN + [WORKER, objective, data, str(two)])
+    _run([sys.executable, WORKER, objective, data, str(one), options])
+    _run(TORCHRUN + [WORKER, objective, data, str(two), options])
     reference, rank0, rank1 = (_params(one / "params_rank0.pt"), _params(two / "params_rank0.pt"),
                                _params(two / "params_rank1.pt"))
     assert set(reference) == set(rank0) == set(rank1)
@@ -47,7 +48,7 @@ def test_two_ranks_of_half_the_batch_equal_one_rank(tmp_path, objective, data):
         assert ref.dtype == torch.float64
         scale = ref.abs().max().clamp_min(1e-12)
         assert float((rank0[name] - ref).abs().max() / scale) <= 1e-10, name
-    initial = _params_at_init(objective, data)
+    initial = _params_at_init(objective, data, options)
     moved = sum(not torch.equal(initial[k], reference[k]) for k in initial if reference[k].is_floating_point())
     assert moved > len(initial) // 2  # the 10 steps did train
     if objective == "wgan":  # clipping identical on every rank, and in force
@@ -77,13 +78,13 @@ def test_ddp_around_the_critic_step_equals_one_process(tmp_path, kind):
             assert float((got - ref).norm() / scale) <= 1e-10
 
 
-@pytest.mark.parametrize("data", ["8gaussians", "digits"])
-def test_the_trainer_with_ddp_equals_one_rank(tmp_path, data):
+@pytest.mark.parametrize("data, options", [("8gaussians", "ddp"), ("digits", "ddp"), ("digits", "ddp+conditional")])
+def test_the_trainer_with_ddp_equals_one_rank(tmp_path, data, options):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    _run([sys.executable, WORKER, "wgan-gp", data, str(one), "ddp"])
-    _run(TORCHRUN + [WORKER, "wgan-gp", data, str(two), "ddp"])
+    _run([sys.executable, WORKER, "wgan-gp", data, str(one), options])
+    _run(TORCHRUN + [WORKER, "wgan-gp", data, str(two), options])
     reference, rank0, rank1 = (_params(one / "params_rank0.pt"), _params(two / "params_rank0.pt"),
                                _params(two / "params_rank1.pt"))
     for name, ref in reference.items():
@@ -92,12 +93,13 @@ def test_the_trainer_with_ddp_equals_one_rank(tmp_path, data):
             assert float((rank0[name] - ref).abs().max() / ref.abs().max().clamp_min(1e-12)) <= 1e-10, name
 
 
-def _params_at_init(objective, data):
+def _params_at_init(objective, data, options=""):
     from fastgan.trainer import TrainConfig, Trainer
 
     images = data == "digits"
     t = Trainer(TrainConfig(objective=objective, data=data, batch=8, dtype="float64", seed=3,
-                            width=8 if images else 16, latent_dim=8, progress=False))
+                            width=8 if images else 16, latent_dim=8, progress=False,
+                            conditional="conditional" in options))
     params = {f"generator.{k}": v for k, v in t.generator.state_dict().items()}
     params.update({f"critic.{k}": v for k, v in t.critic.state_dict().items()})
     return params
