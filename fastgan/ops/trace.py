@@ -27,7 +27,8 @@ fastgan's ``BiasAct``, ``FusedConv2d``,        their own nodes (``encode_graph_n
 ``FusedLinear``
 ``torch.sum(embed(y) * h, 1, keepdim=True)``   projection (a conditional critic's class
 (``y`` the forward's second input, ``embed``   term; ``torch.mul``, ``.sum`` and either
-an ``nn.Embedding``, ``h`` a ``(B, F)`` value)  order of the product too)
+an ``nn.Embedding``, ``h`` a ``(B, F)``        order of the product too)
+value)
 =============================================  ==========================================
 
 A conditional critic's forward takes the samples' classes as its second input,
