@@ -20,14 +20,17 @@ class Evaluation:
     """The metrics of a run with settings ``cfg`` on ``data``: W1 always, the modes'
     statistics for the toy sets that have modes, the digits classifier's statistics for
     the digits, and FID, KID and precision/recall for images where their features are
-    here. A conditional run's samples take each class in turn; on the digits
-    ``class_agreement`` is the share of them the digits classifier assigns to the class
-    asked for. ``metric_models=False`` (the ranks that do not evaluate) loads no model."""
+    here. A conditional run's samples take each class in turn; on the digits (and
+    digits32, pooled to 8x8) ``class_agreement`` is the share of them the digits
+    classifier assigns to the class asked for. ``metric_models=False`` (the ranks that do not evaluate) loads no model."""
 
     def __init__(self, cfg: TrainConfig, data, device: torch.device, metric_models: bool = True,
                  num_classes: int = 0):
         self.cfg, self.data, self.num_classes = cfg, data, num_classes
         self.classifier = metrics.digit_classifier() if cfg.data == "digits" and metric_models else None
+        # a conditional run's class agreement: on the digits, and on digits32 pooled to 8x8
+        self.label_classifier = self.classifier or (
+            metrics.digit_classifier() if cfg.data == "digits32" and num_classes and metric_models else None)
         self.features = self._image_features(device) if data.is_image and metric_models else None
 
     def _image_features(self, device: torch.device) -> image_metrics.Features | None:
@@ -57,9 +60,9 @@ class Evaluation:
             result.update(metrics.mode_stats(fake, self.data.centers, self.data.std))
         if self.classifier is not None:
             result.update(metrics.digit_stats(fake, self.classifier))
-            if self.num_classes:
-                asked = conditional.balanced_labels(len(fake), self.num_classes)
-                result["class_agreement"] = metrics.class_agreement(fake, asked, self.classifier)
+        if self.num_classes and self.label_classifier is not None:
+            asked = conditional.balanced_labels(len(fake), self.num_classes)
+            result["class_agreement"] = metrics.class_agreement(fake, asked, self.label_classifier)
         if self.features is not None:
             result.update(image_metrics.image_stats(fake, real, self.features, self.cfg.seed),
                           features=self.features.name)

@@ -171,6 +171,14 @@ def test_class_agreement_is_the_classifiers_share_of_the_asked_classes(tmp_path,
     assert true == pytest.approx(float((predicted == digits.labels).double().mean()))
     assert true > 0.9
     assert metrics.class_agreement(digits.data, (digits.labels + 1) % 10, classifier) < 0.1
+    digits32 = data.load("digits32")  # pooled to 8x8
+    assert metrics.class_agreement(digits32.data, digits32.labels, classifier) > 0.99
+
+
+def test_a_conditional_resnet_run_on_digits32_logs_its_class_agreement(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTGAN_CACHE", str(tmp_path / "cache"))
+    summary = Trainer(_config(tmp_path, data="digits32", arch="resnet", steps=1, eval_samples=20)).run()
+    assert 0 <= summary["first"]["class_agreement"] <= 1 and 0 <= summary["last"]["class_agreement"] <= 1
 
 
 def test_fastgan_sample_draws_one_class(tmp_path, capsys):
