@@ -18,7 +18,8 @@ from fastgan.config import TrainConfig
 TRAIN_EPILOG = "objectives:\n" + "\n".join(f"  {name:<10} {text}" for name, text in DESCRIPTIONS.items()) + """
 
 data: 8gaussians, 25gaussians, swissroll, parallel-lines, digits, digits32 (the digits
-upsampled to 32x32), or the path of a .npy/.npz array or a folder of images. With no
+upsampled to 32x32), or the path of a .npy/.npz array (with --conditional, an .npz's y
+holds the labels) or a folder of images (or of one sub-folder per class). With no
 arguments, `fastgan train` is the demo: WGAN-GP with the fused critic on 8gaussians,
 Adam 5e-4 decayed linearly over 1200 steps (about 2.5 minutes on 2 CPU cores).
 Ctrl-C or SIGTERM saves a checkpoint; `fastgan train --resume RUN_DIR` continues it.
