@@ -80,6 +80,18 @@ class ConditionalBatchNorm2d(nn.Module):
         return self.norm(x) * self.scale(y)[:, :, None, None] + self.shift(y)[:, :, None, None]
 
 
+def check_classes(num_classes: int, y: Tensor | None) -> None:
+    """A generator of ``num_classes`` classes (0: unconditional) takes ``(z, y)``, any
+    other ``z`` alone."""
+    if (y is None) != (not num_classes):
+        raise ValueError(f"this generator takes {'(z, y)' if num_classes else 'z alone'}")
+
+
+def normed(norm: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+    """``norm(x)``, or a conditional norm's ``norm(x, y)``."""
+    return norm(x) if y is None else norm(x, y)
+
+
 def balanced_labels(n: int, num_classes: int) -> Tensor:
     """``0, 1, ..., K-1, 0, 1, ...``: ``n`` classes, each as often as the others (+-1)."""
     return torch.arange(n) % num_classes

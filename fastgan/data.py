@@ -257,7 +257,8 @@ def _read_folder(folder: str) -> tuple[Tensor, Tensor | None]:
         return _read_images(folder), None
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     if len(classes) < 2:
-        _read_images(folder)  # (raises: no images)
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor two or more sub-folders of "
+                         "images, one per class")
     per_class = [_read_images(os.path.join(folder, c)) for c in classes]
     sizes = {tuple(images.shape[1:]) for images in per_class}
     if len(sizes) != 1:
@@ -271,8 +272,7 @@ def _read_images(folder: str) -> Tensor:
 
     files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
-        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor a sub-folder of images "
-                         "per class")
+        raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     images = []
     for f in files:
         try:

@@ -10,7 +10,7 @@ from torch import nn
 
 from fastgan import _checks, activations, sizes
 from fastgan.activations import DEFAULT_ALPHA
-from fastgan.conditional import ClassHeads
+from fastgan.conditional import ClassHeads, check_classes
 from fastgan.ops import graph as G
 from fastgan.ops.bias_act import bias_act
 from fastgan.ops.critic import ACTIVATIONS, MLPGraph
@@ -422,8 +422,7 @@ class DCGANGenerator(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        if (y is None) != (not self.num_classes):
-            raise ValueError(f"this generator takes {'(z, y)' if self.num_classes else 'z alone'}")
+        check_classes(self.num_classes, y)
         if self.num_classes:
             z = torch.cat([z, self.embed(y)], 1)
         return self.body(self.project(z).view(-1, self.c0, self.start, self.start))

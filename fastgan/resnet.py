@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastgan.conditional import ClassHeads, ConditionalBatchNorm2d
+from fastgan.conditional import ClassHeads, ConditionalBatchNorm2d, check_classes, normed
 
 Tensor = torch.Tensor
 
@@ -128,12 +128,9 @@ class UpBlock(nn.Module):
         self.c1, self.c2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
         self.shortcut = nn.Conv2d(cin, cout, 1)
 
-    def _norm(self, norm: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
-        return norm(x) if y is None else norm(x, y)
-
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        h = F.interpolate(F.relu(self._norm(self.n1, x, y)), scale_factor=2, mode="nearest")
-        h = self.c2(F.relu(self._norm(self.n2, self.c1(h), y)))
+        h = F.interpolate(F.relu(normed(self.n1, x, y)), scale_factor=2, mode="nearest")
+        h = self.c2(F.relu(normed(self.n2, self.c1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
@@ -154,10 +151,9 @@ class ResNetGenerator(nn.Module):
         self.out = nn.Conv2d(widths[-1], channels, 3, 1, 1)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        if (y is None) != (not self.num_classes):
-            raise ValueError(f"this generator takes {'(z, y)' if self.num_classes else 'z alone'}")
+        check_classes(self.num_classes, y)
         h = self.project(z).view(-1, self.c0, self.start, self.start)
         for block in self.blocks:
             h = block(h, y)
-        h = self.norm(h) if y is None else self.norm(h, y)
+        h = normed(self.norm, h, y)
         return torch.tanh(self.out(F.relu(h)))

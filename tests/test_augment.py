@@ -87,6 +87,14 @@ def test_parameters_are_drawn_per_sample_with_the_papers_ranges():
     assert set(odd["cutout"][:, 0].tolist()) == set(range(0, 14))
 
 
+def test_calling_the_policy_draws_then_applies_and_none_is_the_identity():
+    x = _images(n=4, h=8, w=8)
+    drawn = DiffAugment("translation,cutout").draw(4, 8, 8, torch.Generator().manual_seed(2))
+    called = DiffAugment("translation,cutout")(x, torch.Generator().manual_seed(2))
+    assert torch.equal(called, DiffAugment("translation,cutout").apply(x, drawn))
+    assert DiffAugment("none")(x) is x and not DiffAugment("none")
+
+
 def test_the_parameters_come_from_torchs_seeded_stream_in_the_policys_order():
     torch.manual_seed(5)
     first = DiffAugment("cutout,color").draw(6, 8, 8)

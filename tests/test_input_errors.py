@@ -42,6 +42,8 @@ def files(tmp_path_factory):
     np.savez(d / "float_y.npz", x=np.zeros((4, 1, 8, 8), np.float32), y=np.zeros(4, np.float32))
     np.savez(d / "negative_y.npz", x=np.zeros((4, 1, 8, 8), np.float32), y=np.array([0, 1, -1, 1]))
     np.savez(d / "short_y.npz", x=np.zeros((4, 1, 8, 8), np.float32), y=np.array([0, 1]))
+    (d / "one_class" / "c0").mkdir(parents=True)
+    mpimg.imsave(d / "one_class" / "c0" / "a.png", np.zeros((8, 8, 3)))
     for k, size in enumerate((8, 16)):
         (d / "uneven_classes" / f"c{k}").mkdir(parents=True)
         mpimg.imsave(d / "uneven_classes" / f"c{k}" / "a.png", np.zeros((size, size, 3)))
@@ -123,6 +125,7 @@ CLI_CASES = [
     (["train", "--conditional", "--data", "{negative_y_npz}"], "labels must be classes 0..K-1 with K >= 2"),
     (["train", "--conditional", "--data", "{short_y_npz}"], "y: labels must be 4 integers, one per sample"),
     (["train", "--data", "{dir}/uneven_classes"], "in the class folders of"),
+    (["train", "--data", "{dir}/one_class"], "nor two or more sub-folders of images, one per class"),
     (["train", "--cond-critic", "acgan"], "--cond-critic applies to conditional runs (--conditional)"),
     (["train", "--conditional", "--cond-critic", "hinge"], "--cond-critic must be projection or acgan"),
     (["train", "--data", "{dir}/bad_images"], "a.png: cannot decode the image"),

@@ -396,9 +396,9 @@ def _encode(gm: fx.GraphModule, sample: Tensor | None) -> GraphBuilder:
     e.labels = used[1] if conditional else None
     out = None
     for node in gm.graph.nodes:
-        if node.op == "placeholder":
+        if node.op == "placeholder":  # the batch is value 0; the labels are no value
             if node is placeholders[0]:
-                e.values[node] = 0  # (the labels are no value of the batch)
+                e.values[node] = 0
             continue
         if node.op == "output":
             out = node.args[0]
@@ -453,8 +453,7 @@ class TracedCritic:
         except Exception as exc:  # noqa: BLE001  (fx raises many kinds; each is a refusal)
             raise UnsupportedLayer(f"torch.fx cannot trace {type(module).__name__}: {exc}; {HINT}") from None
         self.gm.graph.eliminate_dead_code()
-        encoded = _encode(self.gm, None)
-        self.nodes, self.conditional = encoded.nodes, encoded.spec().conditional()
+        self.nodes = _encode(self.gm, None).nodes
         self._specs: dict[tuple, GraphSpec] = {}
 
     def spec(self, batch: Tensor) -> GraphSpec:
